@@ -1,0 +1,251 @@
+// pybind11 boundary of the core: every argument is checked here (type, dtype, shape,
+// finiteness) so that a wrong array raises TypeError/ValueError instead of reaching the
+// raw-pointer code in ops.cpp. The work itself runs with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+
+#include "ops.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// Box coordinates beyond this are treated as corrupt input (keeps int64 arithmetic safe).
+constexpr double kMaxCoord = 1e9;
+
+std::string type_name(const py::handle& obj) {
+  return py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
+}
+
+// Returns obj as a C-contiguous array of T, raising TypeError for a non-array or another dtype.
+template <class T>
+py::array_t<T, py::array::c_style> require(const py::object& obj, const char* name,
+                                           const char* dtype_name) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(name) + " must be a numpy array, got " + type_name(obj));
+  }
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(std::string(name) + " must have dtype " + dtype_name + ", got " +
+                         py::str(arr.dtype()).cast<std::string>());
+  }
+  return py::array_t<T, py::array::c_style>::ensure(arr);
+}
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  if (a.ndim() == 1) s += ",";
+  return s + ")";
+}
+
+py::array_t<uint8_t, py::array::c_style> require_image(const py::object& obj) {
+  auto img = require<uint8_t>(obj, "image", "uint8");
+  if (img.ndim() != 3 || img.shape(2) != 3 || img.shape(0) < 1 || img.shape(1) < 1) {
+    throw py::value_error("image must have shape (H, W, 3) with H, W >= 1, got " +
+                          shape_str(img));
+  }
+  return img;
+}
+
+void require_finite(const float* p, py::ssize_t n, const char* name, double limit) {
+  for (py::ssize_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i]) || std::fabs(p[i]) > limit) {
+      throw py::value_error(std::string(name) + " must hold finite values of magnitude <= " +
+                            std::to_string(limit));
+    }
+  }
+}
+
+py::array_t<float, py::array::c_style> require_boxes(const py::object& obj, const char* name) {
+  auto b = require<float>(obj, name, "float32");
+  if (b.ndim() != 2 || b.shape(1) != 4) {
+    throw py::value_error(std::string(name) + " must have shape (N, 4), got " + shape_str(b));
+  }
+  require_finite(b.data(), b.size(), name, kMaxCoord);
+  return b;
+}
+
+py::array_t<float> boxes_array(py::ssize_t n) {
+  return py::array_t<float>({n, static_cast<py::ssize_t>(4)});
+}
+
+double require_positive(double v, const char* name) {
+  if (!std::isfinite(v) || v <= 0.0) {
+    throw py::value_error(std::string(name) + " must be a finite number > 0, got " +
+                          std::to_string(v));
+  }
+  return v;
+}
+
+py::list pyramid_scales(int64_t height, int64_t width, double min_face, double factor) {
+  if (height < 0 || width < 0) throw py::value_error("height and width must be >= 0");
+  require_positive(min_face, "min_face_size");
+  if (!(factor > 0.0 && factor < 1.0)) {
+    throw py::value_error("scale_factor must lie strictly between 0 and 1, got " +
+                          std::to_string(factor));
+  }
+  py::list out;
+  for (double s : mtcnn::pyramid_scales(height, width, min_face, factor)) out.append(s);
+  return out;
+}
+
+py::list pyramid(const py::object& image, const std::vector<double>& scales) {
+  auto img = require_image(image);
+  const int64_t h = img.shape(0), w = img.shape(1);
+  py::list levels;
+  for (double s : scales) {
+    require_positive(s, "scale");
+    const double lh = std::ceil(h * s), lw = std::ceil(w * s);
+    if (lh > kMaxCoord || lw > kMaxCoord) throw py::value_error("pyramid level too large");
+    const int64_t oh = static_cast<int64_t>(lh), ow = static_cast<int64_t>(lw);
+    py::array_t<float> level({static_cast<py::ssize_t>(3), static_cast<py::ssize_t>(oh),
+                              static_cast<py::ssize_t>(ow)});
+    float* out = level.mutable_data();
+    const uint8_t* src = img.data();
+    {
+      py::gil_scoped_release release;
+      mtcnn::resize_normalize(src, h, w, oh, ow, out);
+    }
+    levels.append(level);
+  }
+  return levels;
+}
+
+py::array_t<float> crop_windows(const py::object& image, const py::object& boxes_obj,
+                                int64_t size) {
+  auto img = require_image(image);
+  auto boxes = require_boxes(boxes_obj, "boxes");
+  if (size < 1 || size > 4096) throw py::value_error("size must lie in [1, 4096]");
+  const py::ssize_t n = boxes.shape(0);
+  py::array_t<float> out({n, static_cast<py::ssize_t>(3), static_cast<py::ssize_t>(size),
+                          static_cast<py::ssize_t>(size)});
+  const uint8_t* src = img.data();
+  const float* b = boxes.data();
+  float* dst = out.mutable_data();
+  const int64_t h = img.shape(0), w = img.shape(1);
+  {
+    py::gil_scoped_release release;
+    mtcnn::crop_windows(src, h, w, b, n, size, dst);
+  }
+  return out;
+}
+
+py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_obj, double scale,
+                           double threshold) {
+  auto scores = require<float>(scores_obj, "scores", "float32");
+  auto reg = require<float>(reg_obj, "reg", "float32");
+  if (scores.ndim() != 2) {
+    throw py::value_error("scores must have shape (H, W), got " + shape_str(scores));
+  }
+  if (reg.ndim() != 3 || reg.shape(0) != 4 || reg.shape(1) != scores.shape(0) ||
+      reg.shape(2) != scores.shape(1)) {
+    throw py::value_error("reg must have shape (4, H, W) matching scores " +
+                          shape_str(scores) + ", got " + shape_str(reg));
+  }
+  require_positive(scale, "scale");
+  const int64_t h = scores.shape(0), w = scores.shape(1);
+  std::vector<float> boxes, out_scores, out_reg;
+  const float* s = scores.data();
+  const float* r = reg.data();
+  {
+    py::gil_scoped_release release;
+    mtcnn::generate_windows(s, r, h, w, scale, static_cast<float>(threshold), boxes, out_scores,
+                            out_reg);
+  }
+  const py::ssize_t k = static_cast<py::ssize_t>(out_scores.size());
+  auto b = boxes_array(k);
+  auto sc = py::array_t<float>(k);
+  auto rg = boxes_array(k);
+  std::copy(boxes.begin(), boxes.end(), b.mutable_data());
+  std::copy(out_scores.begin(), out_scores.end(), sc.mutable_data());
+  std::copy(out_reg.begin(), out_reg.end(), rg.mutable_data());
+  return py::make_tuple(b, sc, rg);
+}
+
+py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_obj,
+                         double threshold, const std::string& mode) {
+  auto boxes = require_boxes(boxes_obj, "boxes");
+  auto scores = require<float>(scores_obj, "scores", "float32");
+  if (scores.ndim() != 1 || scores.shape(0) != boxes.shape(0)) {
+    throw py::value_error("scores must have shape (N,) matching boxes " + shape_str(boxes) +
+                          ", got " + shape_str(scores));
+  }
+  require_finite(scores.data(), scores.size(), "scores", 3.4e38);
+  mtcnn::Overlap overlap;
+  if (mode == "union") {
+    overlap = mtcnn::Overlap::Union;
+  } else if (mode == "min") {
+    overlap = mtcnn::Overlap::Min;
+  } else {
+    throw py::value_error("mode must be 'union' or 'min', got '" + mode + "'");
+  }
+  std::vector<int64_t> keep;
+  const float* b = boxes.data();
+  const float* s = scores.data();
+  const int64_t n = boxes.shape(0);
+  {
+    py::gil_scoped_release release;
+    keep = mtcnn::nms(b, s, n, static_cast<float>(threshold), overlap);
+  }
+  py::array_t<int64_t> out(static_cast<py::ssize_t>(keep.size()));
+  std::copy(keep.begin(), keep.end(), out.mutable_data());
+  return out;
+}
+
+py::array_t<float> calibrate(const py::object& boxes_obj, const py::object& reg_obj,
+                             bool plus_one) {
+  auto boxes = require_boxes(boxes_obj, "boxes");
+  auto reg = require<float>(reg_obj, "reg", "float32");
+  if (reg.ndim() != 2 || reg.shape(1) != 4 || reg.shape(0) != boxes.shape(0)) {
+    throw py::value_error("reg must have shape (N, 4) matching boxes " + shape_str(boxes) +
+                          ", got " + shape_str(reg));
+  }
+  require_finite(reg.data(), reg.size(), "reg", kMaxCoord);
+  const py::ssize_t n = boxes.shape(0);
+  auto out = boxes_array(n);
+  const float* b = boxes.data();
+  const float* r = reg.data();
+  float* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    mtcnn::calibrate(b, r, n, plus_one, o);
+  }
+  return out;
+}
+
+py::array_t<float> square(const py::object& boxes_obj) {
+  auto boxes = require_boxes(boxes_obj, "boxes");
+  const py::ssize_t n = boxes.shape(0);
+  auto out = boxes_array(n);
+  const float* b = boxes.data();
+  float* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    mtcnn::square(b, n, o);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "mtcnn-fast C++ core: pyramid, crops, window generation, NMS, box regression.";
+  m.def("pyramid_scales", &pyramid_scales, py::arg("height"), py::arg("width"),
+        py::arg("min_face_size"), py::arg("factor"));
+  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"));
+  m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"));
+  m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
+        py::arg("scale"), py::arg("threshold"));
+  m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("threshold"),
+        py::arg("mode") = "union");
+  m.def("calibrate", &calibrate, py::arg("boxes"), py::arg("reg"), py::arg("plus_one"));
+  m.def("square", &square, py::arg("boxes"));
+}

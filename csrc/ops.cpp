@@ -1,0 +1,201 @@
+#include "ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace mtcnn {
+
+namespace {
+
+constexpr float kMean = 127.5f;
+constexpr float kScale = 0.0078125f;
+
+// Sampling positions of one axis for a resize from `in` to `out` pixels: half-pixel centres,
+// the two neighbours clamped into [0, in - 1], and the weight of the second one.
+struct Axis {
+  std::vector<int64_t> lo, hi;
+  std::vector<float> frac;
+};
+
+Axis make_axis(int64_t in, int64_t out) {
+  Axis a;
+  a.lo.resize(out);
+  a.hi.resize(out);
+  a.frac.resize(out);
+  const double step = static_cast<double>(in) / static_cast<double>(out);
+  for (int64_t d = 0; d < out; ++d) {
+    const double s = (static_cast<double>(d) + 0.5) * step - 0.5;
+    const double fl = std::floor(s);
+    const int64_t i0 = static_cast<int64_t>(fl);
+    a.frac[d] = static_cast<float>(s - fl);
+    a.lo[d] = std::clamp<int64_t>(i0, 0, in - 1);
+    a.hi[d] = std::clamp<int64_t>(i0 + 1, 0, in - 1);
+  }
+  return a;
+}
+
+// Bilinear resample of a virtual in_h x in_w x 3 source given by `pixel(y, x, c)` into a
+// normalised CHW float buffer. The arithmetic order is the specification (see _reference.py).
+template <class Pixel>
+void resample(Pixel pixel, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
+  const Axis ax = make_axis(in_w, out_w);
+  const Axis ay = make_axis(in_h, out_h);
+  const int64_t plane = out_h * out_w;
+  for (int64_t y = 0; y < out_h; ++y) {
+    const float fy = ay.frac[y];
+    const float gy = 1.0f - fy;
+    for (int64_t x = 0; x < out_w; ++x) {
+      const float fx = ax.frac[x];
+      const float gx = 1.0f - fx;
+      for (int c = 0; c < 3; ++c) {
+        const float a = pixel(ay.lo[y], ax.lo[x], c);
+        const float b = pixel(ay.lo[y], ax.hi[x], c);
+        const float p = pixel(ay.hi[y], ax.lo[x], c);
+        const float q = pixel(ay.hi[y], ax.hi[x], c);
+        const float top = a * gx + b * fx;
+        const float bottom = p * gx + q * fx;
+        const float v = top * gy + bottom * fy;
+        out[c * plane + y * out_w + x] = (v - kMean) * kScale;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor) {
+  std::vector<double> scales;
+  const double m = 12.0 / min_face;
+  double min_side = static_cast<double>(std::min(height, width)) * m;
+  int k = 0;
+  while (min_side >= 12.0) {
+    scales.push_back(m * std::pow(factor, k));
+    min_side *= factor;
+    ++k;
+  }
+  return scales;
+}
+
+void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t out_h,
+                      int64_t out_w, float* out) {
+  const int64_t row = width * 3;
+  auto pixel = [img, row](int64_t y, int64_t x, int c) -> float {
+    return static_cast<float>(img[y * row + x * 3 + c]);
+  };
+  resample(pixel, height, width, out_h, out_w, out);
+}
+
+void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
+                  int64_t n, int64_t size, float* out) {
+  const int64_t row = width * 3;
+  const int64_t per_window = 3 * size * size;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t x1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 0]));
+    const int64_t y1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 1]));
+    const int64_t x2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 2]));
+    const int64_t y2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 3]));
+    const int64_t crop_w = x2 - x1 + 1;
+    const int64_t crop_h = y2 - y1 + 1;
+    float* dst = out + k * per_window;
+    if (crop_w <= 0 || crop_h <= 0) {  // an empty window is all zero-fill
+      std::fill(dst, dst + per_window, (0.0f - kMean) * kScale);
+      continue;
+    }
+    // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.
+    const int64_t oy = y1 - 1, ox = x1 - 1;
+    auto pixel = [=](int64_t r, int64_t c, int ch) -> float {
+      const int64_t yy = oy + r, xx = ox + c;
+      if (yy < 0 || yy >= height || xx < 0 || xx >= width) return 0.0f;
+      return static_cast<float>(img[yy * row + xx * 3 + ch]);
+    };
+    resample(pixel, crop_h, crop_w, size, size, dst);
+  }
+}
+
+void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,
+                      double scale, float threshold, std::vector<float>& boxes,
+                      std::vector<float>& out_scores, std::vector<float>& out_reg) {
+  const int64_t plane = h * w;
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t i = y * w + x;
+      if (!(scores[i] >= threshold)) continue;
+      boxes.push_back(static_cast<float>(std::trunc((2.0 * x + 1.0) / scale)));
+      boxes.push_back(static_cast<float>(std::trunc((2.0 * y + 1.0) / scale)));
+      boxes.push_back(static_cast<float>(std::trunc((2.0 * x + 12.0) / scale)));
+      boxes.push_back(static_cast<float>(std::trunc((2.0 * y + 12.0) / scale)));
+      out_scores.push_back(scores[i]);
+      for (int j = 0; j < 4; ++j) out_reg.push_back(reg[j * plane + i]);
+    }
+  }
+}
+
+std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, float threshold,
+                         Overlap mode) {
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [scores](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  std::vector<float> area(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* b = boxes + 4 * i;
+    area[i] = (b[2] - b[0] + 1.0f) * (b[3] - b[1] + 1.0f);
+  }
+  std::vector<char> removed(n, 0);
+  std::vector<int64_t> keep;
+  for (int64_t oi = 0; oi < n; ++oi) {
+    const int64_t i = order[oi];
+    if (removed[i]) continue;
+    keep.push_back(i);
+    const float* bi = boxes + 4 * i;
+    for (int64_t oj = oi + 1; oj < n; ++oj) {
+      const int64_t j = order[oj];
+      if (removed[j]) continue;
+      const float* bj = boxes + 4 * j;
+      const float xx1 = std::max(bi[0], bj[0]);
+      const float yy1 = std::max(bi[1], bj[1]);
+      const float xx2 = std::min(bi[2], bj[2]);
+      const float yy2 = std::min(bi[3], bj[3]);
+      const float iw = std::max(0.0f, xx2 - xx1 + 1.0f);
+      const float ih = std::max(0.0f, yy2 - yy1 + 1.0f);
+      const float inter = iw * ih;
+      const float denom =
+          mode == Overlap::Min ? std::min(area[i], area[j]) : area[i] + area[j] - inter;
+      const float o = denom > 0.0f ? inter / denom : 0.0f;
+      if (o > threshold) removed[j] = 1;
+    }
+  }
+  return keep;
+}
+
+void calibrate(const float* boxes, const float* reg, int64_t n, bool plus_one, float* out) {
+  const float one = plus_one ? 1.0f : 0.0f;
+  for (int64_t k = 0; k < n; ++k) {
+    const float* b = boxes + 4 * k;
+    const float* r = reg + 4 * k;
+    const float w = b[2] - b[0] + one;
+    const float h = b[3] - b[1] + one;
+    out[4 * k + 0] = b[0] + r[0] * w;
+    out[4 * k + 1] = b[1] + r[1] * h;
+    out[4 * k + 2] = b[2] + r[2] * w;
+    out[4 * k + 3] = b[3] + r[3] * h;
+  }
+}
+
+void square(const float* boxes, int64_t n, float* out) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float* b = boxes + 4 * k;
+    const float w = b[2] - b[0];
+    const float h = b[3] - b[1];
+    const float side = std::max(w, h);
+    const float x1 = b[0] + w * 0.5f - side * 0.5f;
+    const float y1 = b[1] + h * 0.5f - side * 0.5f;
+    out[4 * k + 0] = std::trunc(x1);
+    out[4 * k + 1] = std::trunc(y1);
+    out[4 * k + 2] = std::trunc(x1 + side);
+    out[4 * k + 3] = std::trunc(y1 + side);
+  }
+}
+
+}  // namespace mtcnn

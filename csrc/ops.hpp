@@ -1,0 +1,44 @@
+// The numeric core of mtcnn-fast: plain C++17 on raw buffers, no Python, no torch.
+// Every function here has a NumPy twin in src/mtcnn_fast/_reference.py that specifies it;
+// the two are kept bit-identical (float32 arithmetic in the same order, built with
+// -ffp-contract=off so the compiler fuses nothing).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace mtcnn {
+
+// Overlap measure for non-maximum suppression.
+enum class Overlap { Union, Min };
+
+// Scales of the image pyramid: m = 12 / min_face, then m * factor^k while min(h, w) * scale >= 12.
+std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor);
+
+// Bilinearly resizes an 8-bit HxWx3 image to out_h x out_w (pixel centres aligned, edges
+// clamped) and writes (x - 127.5) * 0.0078125 as float32 CHW into out (3 * out_h * out_w).
+void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t out_h,
+                      int64_t out_w, float* out);
+
+// Cuts square windows (1-based inclusive pixel numbers, truncated toward zero) out of an
+// HxWx3 image, zero-filling what lies outside it, resizes each to size x size and normalises
+// into out (n * 3 * size * size), CHW per window.
+void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
+                  int64_t n, int64_t size, float* out);
+
+// P-Net output cells with score >= threshold, row-major, mapped to their windows.
+void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,
+                      double scale, float threshold, std::vector<float>& boxes,
+                      std::vector<float>& out_scores, std::vector<float>& out_reg);
+
+// Greedy NMS; returns kept indices, highest score first (ties: lower index first).
+std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, float threshold,
+                         Overlap mode);
+
+// Box regression: x1 += dx1 * w, ... with w = x2 - x1 (+ 1 when plus_one).
+void calibrate(const float* boxes, const float* reg, int64_t n, bool plus_one, float* out);
+
+// Squares boxes around their centres (side = max(w, h), w = x2 - x1) and truncates toward zero.
+void square(const float* boxes, int64_t n, float* out);
+
+}  // namespace mtcnn

@@ -1,0 +1,234 @@
+"""Plain NumPy twin of the C++ core (``mtcnn_fast._core``).
+
+This module is the specification of every compiled op: same arguments, same results (bit for
+bit: float32 arithmetic in the same order), same exceptions. Property tests compare the two,
+and the whole detector can run on either backend (``FaceDetector(backend="numpy")``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+_MEAN = np.float32(127.5)
+_SCALE = np.float32(0.0078125)
+_ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
+_MAX_COORD = 1e9
+
+
+def _require(obj, name: str, dtype) -> np.ndarray:
+    if not isinstance(obj, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(obj).__name__}")
+    if obj.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {obj.dtype}")
+    return np.ascontiguousarray(obj)
+
+
+def _require_image(obj) -> np.ndarray:
+    img = _require(obj, "image", np.uint8)
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"image must have shape (H, W, 3) with H, W >= 1, got {img.shape}")
+    return img
+
+
+def _require_finite(a: np.ndarray, name: str, limit: float) -> None:
+    if a.size and not (np.isfinite(a).all() and np.abs(a).max() <= limit):
+        raise ValueError(f"{name} must hold finite values of magnitude <= {limit}")
+
+
+def _require_boxes(obj, name: str = "boxes") -> np.ndarray:
+    b = _require(obj, name, np.float32)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (N, 4), got {b.shape}")
+    _require_finite(b, name, _MAX_COORD)
+    return b
+
+
+def _require_positive(v: float, name: str) -> float:
+    v = float(v)
+    if not math.isfinite(v) or v <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    return v
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> List[float]:
+    """Scales m * factor**k (m = 12 / min_face_size) while min(height, width) * scale >= 12."""
+    if height < 0 or width < 0:
+        raise ValueError("height and width must be >= 0")
+    _require_positive(min_face_size, "min_face_size")
+    factor = float(factor)
+    if not 0.0 < factor < 1.0:
+        raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {factor}")
+    m = 12.0 / float(min_face_size)
+    min_side = float(min(height, width)) * m
+    scales = []
+    k = 0
+    while min_side >= 12.0:
+        scales.append(m * math.pow(factor, k))
+        min_side *= factor
+        k += 1
+    return scales
+
+
+def _axis(n_in: int, n_out: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-pixel-centred sampling of one axis: low and high neighbour (clamped), weight of high."""
+    step = float(n_in) / float(n_out)
+    s = (np.arange(n_out, dtype=np.float64) + 0.5) * step - 0.5
+    fl = np.floor(s)
+    frac = (s - fl).astype(np.float32)
+    i0 = fl.astype(np.int64)
+    return np.clip(i0, 0, n_in - 1), np.clip(i0 + 1, 0, n_in - 1), frac
+
+
+def _resample(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize of an (h, w, 3) float32 source, normalised, as (3, out_h, out_w)."""
+    ylo, yhi, fy = _axis(src.shape[0], out_h)
+    xlo, xhi, fx = _axis(src.shape[1], out_w)
+    fx = fx[None, :, None]
+    gx = _ONE - fx
+    fy = fy[:, None, None]
+    gy = _ONE - fy
+    top = src[ylo][:, xlo] * gx + src[ylo][:, xhi] * fx
+    bottom = src[yhi][:, xlo] * gx + src[yhi][:, xhi] * fx
+    v = top * gy + bottom * fy
+    return np.ascontiguousarray(((v - _MEAN) * _SCALE).transpose(2, 0, 1))
+
+
+def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
+    """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 CHW."""
+    img = _require_image(image)
+    h, w = img.shape[:2]
+    src = img.astype(np.float32)
+    levels = []
+    for s in scales:
+        s = _require_positive(s, "scale")
+        lh, lw = math.ceil(h * s), math.ceil(w * s)
+        if lh > _MAX_COORD or lw > _MAX_COORD:
+            raise ValueError("pyramid level too large")
+        levels.append(_resample(src, lh, lw))
+    return levels
+
+
+def crop_windows(image, boxes, size: int) -> np.ndarray:
+    """Windows (1-based inclusive pixel numbers, truncated) cut out with zero fill, resized to
+    size x size, normalised: (N, 3, size, size) float32."""
+    img = _require_image(image)
+    b = _require_boxes(boxes)
+    size = int(size)
+    if not 1 <= size <= 4096:
+        raise ValueError("size must lie in [1, 4096]")
+    h, w = img.shape[:2]
+    out = np.empty((b.shape[0], 3, size, size), dtype=np.float32)
+    src = img.astype(np.float32)
+    for k, (x1, y1, x2, y2) in enumerate(np.trunc(b).astype(np.int64)):
+        cw, ch = x2 - x1 + 1, y2 - y1 + 1
+        if cw <= 0 or ch <= 0:
+            out[k] = (np.float32(0.0) - _MEAN) * _SCALE
+            continue
+        ylo, yhi, fy = _axis(int(ch), size)
+        xlo, xhi, fx = _axis(int(cw), size)
+        # Sample only the rows and columns the resize reads; outside the image they are zero.
+        rows = np.concatenate([ylo, yhi]) + (y1 - 1)
+        cols = np.concatenate([xlo, xhi]) + (x1 - 1)
+        patch = np.zeros((rows.size, cols.size, 3), dtype=np.float32)
+        rin = (rows >= 0) & (rows < h)
+        cin = (cols >= 0) & (cols < w)
+        patch[np.ix_(rin, cin)] = src[np.ix_(rows[rin], cols[cin])]
+        n = size
+        fxx, fyy = fx[None, :, None], fy[:, None, None]
+        top = patch[:n, :n] * (_ONE - fxx) + patch[:n, n:] * fxx
+        bottom = patch[n:, :n] * (_ONE - fxx) + patch[n:, n:] * fxx
+        v = top * (_ONE - fyy) + bottom * fyy
+        out[k] = ((v - _MEAN) * _SCALE).transpose(2, 0, 1)
+    return out
+
+
+def generate_windows(scores, reg, scale: float, threshold: float):
+    """P-Net cells with score >= threshold (row-major) mapped to their windows:
+    x1 = fix((2x + 1) / s), y1 = fix((2y + 1) / s), x2 = fix((2x + 12) / s), y2 = fix((2y + 12) / s).
+    Returns (boxes (K, 4), scores (K,), reg (K, 4)), all float32."""
+    sc = _require(scores, "scores", np.float32)
+    rg = _require(reg, "reg", np.float32)
+    if sc.ndim != 2:
+        raise ValueError(f"scores must have shape (H, W), got {sc.shape}")
+    if rg.ndim != 3 or rg.shape[0] != 4 or rg.shape[1:] != sc.shape:
+        raise ValueError(f"reg must have shape (4, H, W) matching scores {sc.shape}, got {rg.shape}")
+    scale = _require_positive(scale, "scale")
+    ys, xs = np.nonzero(sc >= np.float32(threshold))
+    x = xs.astype(np.float64)
+    y = ys.astype(np.float64)
+    boxes = np.stack(
+        [
+            np.trunc((2.0 * x + 1.0) / scale),
+            np.trunc((2.0 * y + 1.0) / scale),
+            np.trunc((2.0 * x + 12.0) / scale),
+            np.trunc((2.0 * y + 12.0) / scale),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    return boxes.reshape(-1, 4), sc[ys, xs], np.ascontiguousarray(rg[:, ys, xs].T).reshape(-1, 4)
+
+
+def nms(boxes, scores, threshold: float, mode: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression with +1 areas. A box is dropped when its overlap with a
+    kept, higher-scored box exceeds threshold; overlap is intersection over union ("union") or
+    over the smaller area ("min"), 0 where that denominator is not positive. Returns the kept
+    indices (int64), highest score first, ties broken by the lower index."""
+    b = _require_boxes(boxes)
+    s = _require(scores, "scores", np.float32)
+    if s.ndim != 1 or s.shape[0] != b.shape[0]:
+        raise ValueError(f"scores must have shape (N,) matching boxes {b.shape}, got {s.shape}")
+    _require_finite(s, "scores", 3.4e38)
+    if mode not in ("union", "min"):
+        raise ValueError(f"mode must be 'union' or 'min', got '{mode}'")
+    thr = np.float32(threshold)
+    x1, y1, x2, y2 = b.T
+    area = (x2 - x1 + _ONE) * (y2 - y1 + _ONE)
+    order = np.argsort(-s, kind="stable")
+    keep = []
+    zero = np.float32(0.0)
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.maximum(zero, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + _ONE)
+        ih = np.maximum(zero, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + _ONE)
+        inter = iw * ih
+        if mode == "min":
+            denom = np.minimum(area[i], area[rest])
+        else:
+            denom = area[i] + area[rest] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            o = np.where(denom > zero, inter / denom, zero)
+        order = rest[~(o > thr)]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def calibrate(boxes, reg, plus_one: bool) -> np.ndarray:
+    """Box regression: x1 + dx1 * w, y1 + dy1 * h, x2 + dx2 * w, y2 + dy2 * h, where
+    w = x2 - x1 (+ 1 when plus_one, as after R-Net and O-Net) and likewise h."""
+    b = _require_boxes(boxes)
+    r = _require(reg, "reg", np.float32)
+    if r.ndim != 2 or r.shape[1] != 4 or r.shape[0] != b.shape[0]:
+        raise ValueError(f"reg must have shape (N, 4) matching boxes {b.shape}, got {r.shape}")
+    _require_finite(r, "reg", _MAX_COORD)
+    one = _ONE if plus_one else np.float32(0.0)
+    w = b[:, 2] - b[:, 0] + one
+    h = b[:, 3] - b[:, 1] + one
+    return np.stack(
+        [b[:, 0] + r[:, 0] * w, b[:, 1] + r[:, 1] * h, b[:, 2] + r[:, 2] * w, b[:, 3] + r[:, 3] * h],
+        axis=1,
+    ).reshape(-1, 4)
+
+
+def square(boxes) -> np.ndarray:
+    """Squares boxes about their centres (side = max(x2 - x1, y2 - y1)), truncated toward zero."""
+    b = _require_boxes(boxes)
+    w = b[:, 2] - b[:, 0]
+    h = b[:, 3] - b[:, 1]
+    side = np.maximum(w, h)
+    x1 = b[:, 0] + w * _HALF - side * _HALF
+    y1 = b[:, 1] + h * _HALF - side * _HALF
+    return np.trunc(np.stack([x1, y1, x1 + side, y1 + side], axis=1)).reshape(-1, 4)

@@ -1,0 +1,212 @@
+"""FaceDetector: the MTCNN cascade (P-Net -> R-Net -> O-Net) over an image pyramid.
+
+The pipeline follows the original MATLAB release (v1) of Zhang et al.; ../shared/REFERENCE.md
+lists its conventions. Each stage is one function with arrays in and arrays out; the detector
+object owns only its configuration and the three networks, so one detector can be shared
+between threads.
+
+Coordinates: outputs are the networks' numbers unchanged. The networks were trained on WIDER
+FACE boxes, so boxes and landmarks live in the frame of those annotations, which Python tools
+read as 0-based pixel coordinates (pixel (0, 0) is the top-left pixel of the array). This is
+what facenet-pytorch and ipazc/mtcnn return too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ._input import as_rgb_frame
+from .nets import compile_net, load_net
+from .ops import get_ops
+
+# Overlap thresholds of the original pipeline.
+NMS_PER_SCALE = 0.5
+NMS_PROPOSALS = 0.7
+NMS_REFINE = 0.7
+NMS_OUTPUT = 0.7
+RNET_SIZE = 24
+ONET_SIZE = 48
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one frame, best score first.
+
+    boxes: (N, 4) float32, x1, y1, x2, y2. scores: (N,) float32, O-Net face probability.
+    landmarks: (N, 5, 2) float32, (x, y) of left eye, right eye, nose tip, left mouth corner,
+    right mouth corner ("left" = image left). N may be 0; the arrays are never None.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @staticmethod
+    def empty() -> "Detections":
+        return Detections(
+            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)
+        )
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """"auto" picks CUDA when available, else the CPU; asking for CUDA without it is an error."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+class FaceDetector:
+    """MTCNN face and five-landmark detector.
+
+    Args:
+        min_face_size: smallest face side, in pixels, that the pyramid looks for (default 20).
+        thresholds: score thresholds of P-Net, R-Net and O-Net (default 0.6, 0.7, 0.7).
+        scale_factor: ratio between pyramid levels (default 0.709).
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        weights: folder holding pnet.npz, rnet.npz and onet.npz; default the original weights
+            shipped in the package (MIT, Copyright (c) 2016 Kaipeng Zhang).
+        backend: "cpp" (the compiled core) or "numpy" (its plain reference twin; slow, for
+            checking).
+        jit: run the networks as TorchScript (default); False runs them eagerly. Both give
+            identical detections.
+
+    ``detect`` returns boxes and landmarks in the networks' own frame, unchanged: that of the
+    WIDER FACE annotations, read as 0-based pixel coordinates, as facenet-pytorch and
+    ipazc/mtcnn return them.
+    """
+
+    def __init__(
+        self,
+        min_face_size: float = 20.0,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        scale_factor: float = 0.709,
+        device: Union[str, torch.device] = "auto",
+        *,
+        weights: Union[None, str, Path] = None,
+        backend: str = "cpp",
+        jit: bool = True,
+    ) -> None:
+        if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)):
+            raise TypeError(f"min_face_size must be a number, got {type(min_face_size).__name__}")
+        if not np.isfinite(min_face_size) or min_face_size <= 0:
+            raise ValueError(f"min_face_size must be a finite number > 0, got {min_face_size}")
+        thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three numbers in [0, 1], got {thresholds}")
+        if not 0.0 < float(scale_factor) < 1.0:
+            raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {scale_factor}")
+        self.min_face_size = float(min_face_size)
+        self.thresholds: Tuple[float, float, float] = thresholds  # type: ignore[assignment]
+        self.scale_factor = float(scale_factor)
+        self.device = resolve_device(device)
+        self.backend = backend
+        self._ops = get_ops(backend)
+        self.pnet = compile_net(load_net("pnet", weights).to(self.device), jit)
+        self.rnet = compile_net(load_net("rnet", weights).to(self.device), jit)
+        self.onet = compile_net(load_net("onet", weights).to(self.device), jit)
+
+    def __repr__(self) -> str:
+        return (
+            f"FaceDetector(min_face_size={self.min_face_size}, thresholds={self.thresholds}, "
+            f"scale_factor={self.scale_factor}, device='{self.device}', backend='{self.backend}')"
+        )
+
+    def detect(self, frames, *, bgr: bool = False) -> Union[Detections, List[Detections]]:
+        """Detects faces in one frame or in a list of frames.
+
+        frames: an H x W x 3 uint8 numpy array, RGB (or BGR, OpenCV's order, with bgr=True);
+            or a list of such arrays, of any sizes.
+        Returns a Detections for one frame, a list of them (one per frame, each exactly what
+        that frame gives alone) for a list. Coordinates are 0-based pixel coordinates in the
+        frame of the WIDER FACE annotations, the original networks' outputs unchanged.
+        """
+        if isinstance(frames, (list, tuple)):
+            checked = [as_rgb_frame(f, bgr, name=f"frames[{i}]") for i, f in enumerate(frames)]
+            return [self._detect_one(f) for f in checked]
+        return self._detect_one(as_rgb_frame(frames, bgr))
+
+    # The cascade, one frame at a time.
+    def _detect_one(self, img: np.ndarray) -> Detections:
+        with torch.inference_mode():
+            boxes = self._propose(img)
+            if len(boxes):
+                boxes = self._refine(img, boxes)
+            if len(boxes):
+                return self._output(img, boxes)
+        return Detections.empty()
+
+    def _run(self, net, batch: np.ndarray):
+        outputs = net(torch.from_numpy(batch).to(self.device))
+        return [o.cpu().numpy() for o in outputs]
+
+    def _propose(self, img: np.ndarray) -> np.ndarray:
+        """P-Net over the pyramid: squared, truncated candidate windows (K, 4)."""
+        ops = self._ops
+        h, w = img.shape[:2]
+        scales = ops.pyramid_scales(h, w, self.min_face_size, self.scale_factor)
+        levels = ops.pyramid(img, scales)
+        found_boxes, found_scores, found_reg = [], [], []
+        for scale, level in zip(scales, levels):
+            prob, reg = self._run(self.pnet, level[None])
+            boxes, scores, offsets = ops.generate_windows(prob[0], reg[0], scale, self.thresholds[0])
+            keep = ops.nms(boxes, scores, NMS_PER_SCALE, "union")
+            found_boxes.append(boxes[keep])
+            found_scores.append(scores[keep])
+            found_reg.append(offsets[keep])
+        if not found_boxes:
+            return np.zeros((0, 4), np.float32)
+        boxes = np.concatenate(found_boxes)
+        scores = np.concatenate(found_scores)
+        offsets = np.concatenate(found_reg)
+        keep = ops.nms(boxes, scores, NMS_PROPOSALS, "union")
+        boxes = ops.calibrate(boxes[keep], offsets[keep], False)
+        return ops.square(boxes)
+
+    def _refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """R-Net on 24x24 crops: the windows that pass, regressed, squared and truncated."""
+        ops = self._ops
+        prob, reg = self._run(self.rnet, ops.crop_windows(img, boxes, RNET_SIZE))
+        passed = prob > np.float32(self.thresholds[1])
+        boxes, scores, reg = boxes[passed], prob[passed], reg[passed]
+        keep = ops.nms(boxes, scores, NMS_REFINE, "union")
+        return ops.square(ops.calibrate(boxes[keep], reg[keep], True))
+
+    def _output(self, img: np.ndarray, boxes: np.ndarray) -> Detections:
+        """O-Net on 48x48 crops: final scores, regressed boxes and landmarks."""
+        ops = self._ops
+        prob, reg, points = self._run(self.onet, ops.crop_windows(img, boxes, ONET_SIZE))
+        passed = prob > np.float32(self.thresholds[2])
+        boxes, scores, reg, points = boxes[passed], prob[passed], reg[passed], points[passed]
+        one = np.float32(1.0)
+        # Landmarks come from the O-Net input window, before its regression.
+        w = (boxes[:, 2] - boxes[:, 0] + one)[:, None]
+        h = (boxes[:, 3] - boxes[:, 1] + one)[:, None]
+        xs = boxes[:, 0:1] + w * points[:, 0:5] - one
+        ys = boxes[:, 1:2] + h * points[:, 5:10] - one
+        landmarks = np.stack([xs, ys], axis=2)
+        boxes = ops.calibrate(boxes, reg, True)
+        keep = ops.nms(boxes, scores, NMS_OUTPUT, "min")
+        return Detections(
+            np.ascontiguousarray(boxes[keep], dtype=np.float32),
+            np.ascontiguousarray(scores[keep], dtype=np.float32),
+            np.ascontiguousarray(landmarks[keep], dtype=np.float32),
+        )

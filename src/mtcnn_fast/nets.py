@@ -1,0 +1,166 @@
+"""P-Net, R-Net and O-Net (Zhang et al., 2016) as PyTorch modules, in plain NCHW layout.
+
+Shapes follow the authors' Caffe models. Every max pool uses ceil mode (Caffe's rounding). The
+shipped weights (``weights/*.npz``, converted by ``training/convert_weights.py``) are already in
+torch layout: conv kernels with their spatial axes swapped back from the transposed images the
+original was trained on, and the first fully connected layer in torch's (C, y, x) flatten order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+WEIGHT_FILES = {"pnet": "pnet.npz", "rnet": "rnet.npz", "onet": "onet.npz"}
+
+
+class PNet(nn.Module):
+    """Proposal network: fully convolutional, 12x12 receptive field, stride 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, 3)
+        self.prelu1 = nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(10, 16, 3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, 3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, 1)
+        self.conv4_2 = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """(N, 3, H, W) -> face probability (N, H', W') and box offsets (N, 4, H', W')."""
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu2(self.conv2(x))
+        x = self.prelu3(self.conv3(x))
+        prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
+        return prob, self.conv4_2(x)
+
+
+class RNet(nn.Module):
+    """Refinement network on 24x24 windows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, 3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, 3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, 2)
+        self.prelu3 = nn.PReLU(64)
+        self.fc4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.fc5_1 = nn.Linear(128, 2)
+        self.fc5_2 = nn.Linear(128, 4)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """(N, 3, 24, 24) -> face probability (N,) and box offsets (N, 4)."""
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        x = self.prelu4(self.fc4(x.flatten(1)))
+        prob = torch.softmax(self.fc5_1(x), dim=1)[:, 1]
+        return prob, self.fc5_2(x)
+
+
+class ONet(nn.Module):
+    """Output network on 48x48 windows: score, box offsets and five landmarks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, 3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, 2)
+        self.prelu4 = nn.PReLU(128)
+        self.fc5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.fc6_1 = nn.Linear(256, 2)
+        self.fc6_2 = nn.Linear(256, 4)
+        self.fc6_3 = nn.Linear(256, 10)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(N, 3, 48, 48) -> probability (N,), box offsets (N, 4), landmarks (N, 10):
+        x1..x5 then y1..y5, as fractions of the input window."""
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = self.prelu5(self.fc5(x.flatten(1)))
+        prob = torch.softmax(self.fc6_1(x), dim=1)[:, 1]
+        return prob, self.fc6_2(x), self.fc6_3(x)
+
+
+NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
+
+WeightsArg = Union[None, str, Path]
+
+
+def load_state(path: Union[str, Path]) -> Dict[str, Tensor]:
+    """Reads one ``.npz`` weight file into a state dict (float32 tensors)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: torch.from_numpy(np.array(data[k], dtype=np.float32)) for k in data.files}
+
+
+def weights_dir(weights: WeightsArg = None) -> Path:
+    """The folder holding pnet.npz, rnet.npz and onet.npz: the shipped one by default."""
+    if weights is None:
+        return Path(str(resources.files("mtcnn_fast") / "weights"))
+    path = Path(weights)
+    if not path.is_dir():
+        raise ValueError(f"weights must be a folder holding {sorted(WEIGHT_FILES.values())}, got {path}")
+    return path
+
+
+def load_net(name: str, weights: WeightsArg = None) -> nn.Module:
+    """Builds one network and loads its weights (strictly: every parameter, nothing else)."""
+    net = NETS[name]()
+    path = weights_dir(weights) / WEIGHT_FILES[name]
+    if not path.is_file():
+        raise ValueError(f"missing weight file {path}")
+    try:
+        net.load_state_dict(load_state(path), strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not match {NETS[name].__name__}: {e}") from None
+    return net.eval()
+
+
+def compile_net(net: nn.Module, jit: bool = True) -> nn.Module:
+    """TorchScript (scripted and frozen) when asked for and available, else the eager module.
+
+    torch.jit is deprecated in recent torch releases and warns on every call; those warnings
+    are ours to handle, not the user's. Where torch.jit is missing the eager module runs; both
+    give identical results."""
+    script = getattr(getattr(torch, "jit", None), "script", None)
+    if not jit or script is None:
+        return net
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        scripted = torch.jit.script(net)
+        freeze = getattr(torch.jit, "freeze", None)
+        return freeze(scripted) if freeze is not None else scripted
+
+
+def to_numpy_state(net: nn.Module) -> Dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+
+
+def parameter_count(net: Optional[nn.Module]) -> int:
+    return sum(p.numel() for p in net.parameters()) if net is not None else 0
