@@ -1,0 +1,157 @@
+"""Command line: ``mtcnn-fast detect IMAGE... [--json] [--output PATH]`` and ``mtcnn-fast demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def sample_image_path() -> Path:
+    """The bundled sample photo (NASA portrait of Eileen Collins, public domain)."""
+    return Path(str(resources.files("mtcnn_fast") / "data" / "astronaut.png"))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read an image from {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def annotate(rgb: np.ndarray, faces) -> np.ndarray:
+    """A BGR copy of the frame with boxes, scores and landmarks drawn on it."""
+    out = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    thick = max(1, round(max(out.shape[:2]) / 400))
+    colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255)]
+    for box, score, points in zip(faces.boxes, faces.scores, faces.landmarks):
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 220, 0), thick)
+        cv2.putText(out, f"{score:.2f}", (x1, max(0, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * thick, (0, 220, 0), thick)
+        for (x, y), colour in zip(points, colours):
+            cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, colour, -1)
+    return out
+
+
+def faces_to_json(faces) -> List[dict]:
+    return [
+        {"box": [round(float(v), 2) for v in b], "score": round(float(s), 6),
+         "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in p]}
+        for b, s, p in zip(faces.boxes, faces.scores, faces.landmarks)
+    ]
+
+
+def expand_inputs(paths: Sequence[str]) -> List[Path]:
+    """Image files as given, and the image files inside any folder given (sorted, recursive)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def _detector(args):
+    from . import FaceDetector
+
+    return FaceDetector(min_face_size=args.min_face_size, thresholds=tuple(args.thresholds),
+                        scale_factor=args.scale_factor, device=args.device)
+
+
+def cmd_detect(args) -> int:
+    images = expand_inputs(args.images)
+    if not images:
+        print("error: no images found", file=sys.stderr)
+        return 2
+    out = Path(args.output) if args.output else None
+    many = len(images) > 1
+    if out is not None and many:
+        out.mkdir(parents=True, exist_ok=True)
+    det = _detector(args)
+    results, status = [], 0
+    for path in images:
+        try:
+            rgb = read_rgb(path)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+            continue
+        faces = det.detect(rgb)
+        results.append({"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
+                        "faces": faces_to_json(faces)})
+        if out is not None:
+            target = out / f"{path.stem}_faces.jpg" if many else out
+            if not cv2.imwrite(str(target), annotate(rgb, faces)):
+                print(f"error: cannot write {target}", file=sys.stderr)
+                status = 1
+        if not args.json:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in results[-1]["faces"]:
+                x1, y1, x2, y2 = f["box"]
+                print(f"  box {x1:.1f} {y1:.1f} {x2:.1f} {y2:.1f}  score {f['score']:.4f}")
+    if args.json:
+        print(json.dumps(results))
+    return status
+
+
+def cmd_demo(args) -> int:
+    rgb = read_rgb(sample_image_path())
+    faces = _detector(args).detect(rgb)
+    out = Path(args.output)
+    if not cv2.imwrite(str(out), annotate(rgb, faces)):
+        print(f"error: cannot write {out}", file=sys.stderr)
+        return 1
+    print(f"sample photo: {sample_image_path()} (NASA, public domain)")
+    for f in faces_to_json(faces):
+        print(f"  face {f['box']} score {f['score']:.4f}")
+        names = ("left eye", "right eye", "nose", "left mouth", "right mouth")
+        print("   ", ", ".join(f"{n} {p}" for n, p in zip(names, f["landmarks"])))
+    print(f"{len(faces)} face(s); annotated image written to {out}")
+    return 0
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in px (20)")
+    p.add_argument("--thresholds", type=float, nargs=3, default=[0.6, 0.7, 0.7],
+                   metavar=("P", "R", "O"), help="stage score thresholds (0.6 0.7 0.7)")
+    p.add_argument("--scale-factor", type=float, default=0.709, help="pyramid ratio (0.709)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtcnn-fast", description="MTCNN face detection.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("detect", help="detect faces in images or folders of images")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--output", help="annotated image (one input) or folder (several inputs)")
+    _add_settings(p)
+    p.set_defaults(func=cmd_detect)
+    p = sub.add_parser("demo", help="run on the bundled sample photo")
+    p.add_argument("--output", default="mtcnn_fast_demo.jpg", help="annotated image to write")
+    _add_settings(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

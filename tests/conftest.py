@@ -1,0 +1,39 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+WIDER_VAL = SHARED_DATA / "wider_val_dev"
+
+
+def read_rgb(path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None, path
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from importlib import resources
+
+    return read_rgb(resources.files("mtcnn_fast") / "data" / "astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from mtcnn_fast import FaceDetector
+
+    return FaceDetector(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def wider_val():
+    """Records of ../shared/data/wider_val_dev, with a loader; skips when the data is absent."""
+    ann = WIDER_VAL / "annotations.jsonl"
+    if not ann.is_file():
+        pytest.skip(f"needs the shared WIDER FACE subset at {WIDER_VAL} (not present)")
+    return [json.loads(line) for line in ann.read_text().splitlines() if line.strip()]

@@ -1,0 +1,258 @@
+"""Every C++ op equals its NumPy twin (the specification) bit for bit, on random and edge-case
+inputs, and both reject bad arguments with the same exception type."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mtcnn_fast import _core, _reference
+
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.load_profile("ci")
+
+coords = st.floats(-300, 300, width=32, allow_nan=False)
+integral = st.integers(-60, 160).map(float)
+
+
+def box_arrays(elements=coords, max_n=40):
+    return st.integers(0, max_n).flatmap(
+        lambda n: hnp.arrays(np.float32, (n, 4), elements=elements)
+    )
+
+
+def sorted_boxes(max_n=40, elements=coords):
+    """Boxes with x1 <= x2 and y1 <= y2 (plus degenerate ones where they are equal)."""
+
+    def fix(b):
+        x = np.sort(b[:, [0, 2]], axis=1)
+        y = np.sort(b[:, [1, 3]], axis=1)
+        return np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1).astype(np.float32)
+
+    return box_arrays(elements, max_n).map(fix)
+
+
+images = st.tuples(st.integers(1, 40), st.integers(1, 40)).flatmap(
+    lambda hw: hnp.arrays(np.uint8, (hw[0], hw[1], 3))
+)
+
+
+def same(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert np.array_equal(a, b), np.abs(a.astype(np.float64) - b).max()
+
+
+# --- pyramid -------------------------------------------------------------------------------
+
+
+@given(st.integers(0, 5000), st.integers(0, 5000), st.floats(4, 200), st.floats(0.3, 0.95))
+def test_pyramid_scales_match_reference(h, w, min_face, factor):
+    got = _core.pyramid_scales(h, w, min_face, factor)
+    assert got == _reference.pyramid_scales(h, w, min_face, factor)
+    assert all(min(h, w) * s >= 12 for s in got)
+
+
+def test_pyramid_scales_follow_the_original_rule():
+    scales = _core.pyramid_scales(480, 640, 20.0, 0.709)
+    assert scales[0] == pytest.approx(0.6)
+    assert np.allclose(np.diff(np.log(scales)), np.log(0.709))
+    assert 480 * scales[-1] >= 12 > 480 * scales[-1] * 0.709
+    assert _core.pyramid_scales(11, 500, 12.0, 0.709) == []
+
+
+@given(images, st.lists(st.floats(0.05, 3.0), min_size=0, max_size=4))
+def test_pyramid_matches_reference(img, scales):
+    got = _core.pyramid(img, scales)
+    want = _reference.pyramid(img, scales)
+    assert len(got) == len(want) == len(scales)
+    for g, w_, s in zip(got, want, scales):
+        assert g.shape == (3, int(np.ceil(img.shape[0] * s)), int(np.ceil(img.shape[1] * s)))
+        same(g, w_)
+
+
+def test_pyramid_identity_scale_is_the_normalised_image(astronaut):
+    (level,) = _core.pyramid(astronaut, [1.0])
+    same(level, ((astronaut.astype(np.float32) - 127.5) * 0.0078125).transpose(2, 0, 1))
+
+
+def test_pyramid_is_close_to_opencv_bilinear(astronaut):
+    import cv2
+
+    (level,) = _core.pyramid(astronaut, [0.37])
+    h, w = level.shape[1:]
+    cv = cv2.resize(astronaut.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(level.transpose(1, 2, 0) / 0.0078125 + 127.5 - cv).max() < 1e-3
+
+
+def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
+    import torch
+
+    (level,) = _core.pyramid(astronaut, [0.5])
+    assert level.flags.c_contiguous and level.flags.writeable
+    t = torch.from_numpy(level)
+    assert t.data_ptr() == level.ctypes.data
+
+
+# --- crops ---------------------------------------------------------------------------------
+
+
+@given(images, box_arrays(integral, 12), st.sampled_from([1, 5, 24, 48]))
+def test_crop_windows_match_reference(img, boxes, size):
+    same(_core.crop_windows(img, boxes, size), _reference.crop_windows(img, boxes, size))
+
+
+def test_crop_of_whole_image_at_its_size_is_the_normalised_image(astronaut):
+    small = np.ascontiguousarray(astronaut[100:124, 200:224])
+    crop = _core.crop_windows(small, np.array([[1, 1, 24, 24]], np.float32), 24)
+    same(crop[0], ((small.astype(np.float32) - 127.5) * 0.0078125).transpose(2, 0, 1))
+
+
+def test_crop_zero_fills_outside_the_image(astronaut):
+    boxes = np.array([[-99, -99, -50, -50], [600, 10, 700, 110], [10, 10, 5, 5]], np.float32)
+    for backend in (_core, _reference):
+        crops = backend.crop_windows(astronaut, boxes, 24)
+        assert np.all(crops == np.float32(-127.5 * 0.0078125))
+    # Half outside: 1-based columns -23..0 are zero-fill, columns 1..24 are the image's first 24.
+    half = _core.crop_windows(astronaut, np.array([[-23, 1, 24, 48]], np.float32), 48)[0]
+    assert np.all(half[:, :, :24] == np.float32(-127.5 * 0.0078125))
+    inside = (astronaut[:48, :24].astype(np.float32) - 127.5) * 0.0078125
+    same(half[:, :, 24:], np.ascontiguousarray(inside.transpose(2, 0, 1)))
+
+
+# --- windows, NMS, regression, squaring ---------------------------------------------------
+
+
+@given(
+    st.tuples(st.integers(0, 12), st.integers(0, 12)).flatmap(
+        lambda hw: st.tuples(
+            hnp.arrays(np.float32, hw, elements=st.floats(0, 1, width=32)),
+            hnp.arrays(np.float32, (4,) + hw, elements=st.floats(-1, 1, width=32)),
+        )
+    ),
+    st.floats(0.01, 3.0),
+    st.floats(0, 1),
+)
+def test_generate_windows_match_reference(maps, scale, threshold):
+    scores, reg = maps
+    got = _core.generate_windows(scores, reg, scale, threshold)
+    want = _reference.generate_windows(scores, reg, scale, threshold)
+    for g, w_ in zip(got, want):
+        same(g, w_)
+    assert np.all(got[1] >= np.float32(threshold))
+
+
+def test_generate_windows_maps_cells_to_matlab_windows():
+    scores = np.zeros((3, 4), np.float32)
+    scores[2, 1] = 0.9
+    reg = np.arange(48, dtype=np.float32).reshape(4, 3, 4)
+    boxes, s, r = _core.generate_windows(scores, reg, 0.5, 0.6)
+    # cell (x=1, y=2): x1 = fix(3 / 0.5), y1 = fix(5 / 0.5), x2 = fix(14 / 0.5), y2 = fix(16 / 0.5)
+    same(boxes, np.array([[6, 10, 28, 32]], np.float32))
+    same(s, np.array([0.9], np.float32))
+    same(r, reg[:, 2, 1][None])
+    assert _core.generate_windows(scores, reg, 0.5, 0.95)[0].shape == (0, 4)
+
+
+@given(sorted_boxes(60), st.data(), st.floats(0, 1), st.sampled_from(["union", "min"]))
+def test_nms_matches_reference(boxes, data, threshold, mode):
+    n = len(boxes)
+    # Few distinct values so that ties are common.
+    scores = data.draw(hnp.arrays(np.float32, (n,), elements=st.sampled_from([0.1, 0.5, 0.9])))
+    same(_core.nms(boxes, scores, threshold, mode), _reference.nms(boxes, scores, threshold, mode))
+
+
+@given(box_arrays(coords, 30), st.floats(0, 1), st.sampled_from(["union", "min"]))
+def test_nms_matches_reference_on_unordered_and_degenerate_boxes(boxes, threshold, mode):
+    scores = np.linspace(0, 1, len(boxes), dtype=np.float32)[::-1].copy()
+    same(_core.nms(boxes, scores, threshold, mode), _reference.nms(boxes, scores, threshold, mode))
+
+
+def test_nms_suppresses_by_overlap_with_plus_one_areas():
+    boxes = np.array([[0, 0, 9, 9], [1, 0, 10, 9], [20, 20, 29, 29], [0, 0, 4, 4]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.95], np.float32)
+    for backend in (_core, _reference):
+        # IoU(0, 1) = 90 / 110 > 0.5; box 3 lies inside box 0: IoU 25 / 100, min-overlap 1;
+        # box 1 covers 20 of box 3's 25 pixels: min-overlap 0.8.
+        same(backend.nms(boxes, scores, 0.5, "union"), np.array([3, 0, 2], np.int64))
+        same(backend.nms(boxes, scores, 0.7, "min"), np.array([3, 2], np.int64))
+        same(backend.nms(boxes, scores, 0.85, "min"), np.array([3, 1, 2], np.int64))
+        same(backend.nms(boxes[:0], scores[:0], 0.5, "union"), np.zeros(0, np.int64))
+
+
+def test_nms_breaks_ties_by_index():
+    boxes = np.array([[0, 0, 9, 9]] * 3, np.float32)
+    scores = np.full(3, 0.5, np.float32)
+    for backend in (_core, _reference):
+        same(backend.nms(boxes, scores, 0.5, "union"), np.array([0], np.int64))
+        same(backend.nms(boxes, scores, 1.0, "union"), np.array([0, 1, 2], np.int64))
+
+
+@given(box_arrays(coords, 30), st.data(), st.booleans())
+def test_calibrate_matches_reference(boxes, data, plus_one):
+    reg = data.draw(hnp.arrays(np.float32, boxes.shape, elements=st.floats(-1, 1, width=32)))
+    same(_core.calibrate(boxes, reg, plus_one), _reference.calibrate(boxes, reg, plus_one))
+
+
+def test_calibrate_uses_both_width_conventions():
+    boxes = np.array([[10, 20, 19, 39]], np.float32)
+    reg = np.array([[0.1, 0.1, -0.1, 0.5]], np.float32)
+    same(_core.calibrate(boxes, reg, False), np.array([[10.9, 21.9, 18.1, 48.5]], np.float32))
+    same(_core.calibrate(boxes, reg, True), np.array([[11.0, 22.0, 18.0, 49.0]], np.float32))
+
+
+@given(box_arrays(coords, 30))
+def test_square_matches_reference(boxes):
+    got = _core.square(boxes)
+    same(got, _reference.square(boxes))
+    assert np.all(got == np.trunc(got))
+
+
+def test_square_keeps_the_centre_and_truncates():
+    got = _core.square(np.array([[10, 20, 30, 60], [-5.5, 0, 4.5, 3]], np.float32))
+    same(got, np.array([[0, 20, 40, 60], [-5, -3, 4, 6]], np.float32))
+
+
+# --- the boundary --------------------------------------------------------------------------
+
+BAD_CALLS = [
+    ("nms", lambda m: m.nms([[0, 0, 1, 1]], np.ones(1, np.float32), 0.5, "union"), TypeError),
+    ("nms", lambda m: m.nms(np.zeros((2, 4), np.float64), np.ones(2, np.float32), 0.5), TypeError),
+    ("nms", lambda m: m.nms(np.zeros((2, 3), np.float32), np.ones(2, np.float32), 0.5), ValueError),
+    ("nms", lambda m: m.nms(np.zeros((2, 4), np.float32), np.ones(3, np.float32), 0.5), ValueError),
+    ("nms", lambda m: m.nms(np.zeros((2, 4), np.float32), np.ones(2, np.float32), 0.5, "iou"), ValueError),
+    ("nms", lambda m: m.nms(np.full((1, 4), np.nan, np.float32), np.ones(1, np.float32), 0.5), ValueError),
+    ("nms", lambda m: m.nms(np.zeros((1, 4), np.float32), np.full(1, np.nan, np.float32), 0.5), ValueError),
+    ("square", lambda m: m.square(np.zeros((4,), np.float32)), ValueError),
+    ("square", lambda m: m.square(np.full((1, 4), np.inf, np.float32)), ValueError),
+    ("calibrate", lambda m: m.calibrate(np.zeros((2, 4), np.float32), np.zeros((1, 4), np.float32), True), ValueError),
+    ("calibrate", lambda m: m.calibrate(np.zeros((2, 4), np.float32), np.zeros((2, 4), np.int32), True), TypeError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4), np.uint8), np.zeros((1, 4), np.float32), 24), ValueError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.float32), np.zeros((1, 4), np.float32), 24), TypeError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((0, 4, 3), np.uint8), np.zeros((1, 4), np.float32), 24), ValueError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4), np.float32), 0), ValueError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.full((1, 4), 1e12, np.float32), 24), ValueError),
+    ("pyramid", lambda m: m.pyramid(None, [0.5]), TypeError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.0]), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [float("nan")]), ValueError),
+    ("pyramid_scales", lambda m: m.pyramid_scales(10, 10, 0.0, 0.7), ValueError),
+    ("pyramid_scales", lambda m: m.pyramid_scales(10, 10, 20.0, 1.0), ValueError),
+    ("generate_windows", lambda m: m.generate_windows(np.zeros((3, 3), np.float32), np.zeros((4, 3, 2), np.float32), 1.0, 0.5), ValueError),
+    ("generate_windows", lambda m: m.generate_windows(np.zeros((3, 3), np.float32), np.zeros((4, 3, 3), np.float32), -1.0, 0.5), ValueError),
+]
+
+
+@pytest.mark.parametrize("name,call,exc", BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+def test_bad_arguments_raise_the_same_exception_in_both(name, call, exc):
+    for backend in (_core, _reference):
+        with pytest.raises(exc):
+            call(backend)
+
+
+def test_non_contiguous_views_are_accepted(astronaut):
+    view = astronaut[::2, ::3]
+    assert not view.flags.c_contiguous
+    boxes = np.array([[10, 10, 60, 60], [0, 0, 30, 40]], np.float32)
+    same(_core.crop_windows(view, boxes, 24), _reference.crop_windows(view, boxes, 24))
+    strided = np.asfortranarray(boxes)
+    same(_core.square(strided), _reference.square(boxes))
