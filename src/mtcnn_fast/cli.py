@@ -120,6 +120,87 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _load_predictions(path: Path, keys):
+    from . import evaluation as ev
+
+    return ev.read_predictions_official(path, keys) if path.is_dir() else ev.read_predictions_jsonl(path)
+
+
+def _save_predictions(path: Path, predictions) -> None:
+    from . import evaluation as ev
+
+    if path.suffix == ".jsonl":
+        ev.write_predictions_jsonl(path, predictions)
+    else:
+        ev.write_predictions_official(path, predictions)
+
+
+def cmd_eval_widerface(args) -> int:
+    from . import evaluation as ev
+
+    root = Path(args.root)
+    if args.layout == "official":
+        images_dir = Path(args.images) if args.images else root / "WIDER_val" / "images"
+        prefix = ""
+        try:
+            prefix = str(images_dir.relative_to(root)) + "/"
+            base = root
+        except ValueError:
+            base = images_dir
+        gt = ev.load_widerface_official(
+            Path(args.gt_txt) if args.gt_txt else root / "wider_face_val_bbx_gt.txt",
+            Path(args.mat_dir) if args.mat_dir else root / "ground_truth",
+            image_prefix=prefix,
+        )
+    else:
+        base = root
+        gt = ev.load_widerface_jsonl(root)
+    if args.limit:
+        gt = gt[: args.limit]
+    if args.predictions:
+        predictions = _load_predictions(Path(args.predictions), [g.image for g in gt])
+    else:
+        det = _detector(args)
+        predictions = ev.detect_all(det.detect, [(g.image, base / g.image) for g in gt],
+                                    progress=not args.quiet, label="WIDER FACE")
+    if args.save_predictions:
+        _save_predictions(Path(args.save_predictions), predictions)
+    results = ev.evaluate_widerface(gt, predictions)
+    print(f"WIDER FACE AP on {len(gt)} images ({root})")
+    print(f"{'setting':<8} {'faces':>6} {'AP':>7}")
+    for setting, r in results.items():
+        print(f"{setting:<8} {r.faces:>6} {r.ap:>7.4f}")
+    if args.plot_dir:
+        paths = ev.plot_pr(results, Path(args.plot_dir))
+        print("plots: " + (", ".join(map(str, paths)) if paths else "matplotlib not installed"))
+    return 0
+
+
+def cmd_eval_landmarks(args) -> int:
+    from . import evaluation as ev
+
+    file = Path(args.file)
+    samples = ev.load_landmarks_jsonl(file)
+    if args.limit:
+        samples = samples[: args.limit]
+    if args.predictions:
+        predictions = _load_predictions(Path(args.predictions), [s.image for s in samples])
+    else:
+        det = _detector(args)
+        predictions = ev.detect_all(lambda rgb: det.detect(ev.landmark_canvas(rgb)),
+                                    [(s.image, file.parent / s.image) for s in samples],
+                                    progress=not args.quiet, label="landmarks")
+    if args.save_predictions:
+        ev.write_predictions_jsonl(Path(args.save_predictions), predictions)
+    r = ev.landmark_errors(samples, predictions)
+    print(f"landmarks on {r.crops} crops ({file}); each crop centred on a "
+          f"{ev.CANVAS_PAD}-px edge-replicated canvas")
+    print(f"mean error / inter-ocular distance: {r.mean_error:.4f}")
+    print(f"failure rate (error > {ev.LANDMARK_FAILURE:.0%}): {r.failure_rate:.4f}")
+    print(f"crops with no face found: {r.no_face}")
+    return 0
+
+
 def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in px (20)")
     p.add_argument("--thresholds", type=float, nargs=3, default=[0.6, 0.7, 0.7],
@@ -141,6 +222,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="mtcnn_fast_demo.jpg", help="annotated image to write")
     _add_settings(p)
     p.set_defaults(func=cmd_demo)
+
+    ev = sub.add_parser("eval", help="measure accuracy (WIDER FACE AP, landmark error)")
+    evs = ev.add_subparsers(dest="eval_command", required=True)
+    p = evs.add_parser("widerface", help="AP for easy, medium and hard (official protocol)")
+    p.add_argument("--root", required=True, help="data folder (annotations.jsonl, or the official files)")
+    p.add_argument("--layout", choices=["jsonl", "official"], default="jsonl",
+                   help="jsonl: ROOT/annotations.jsonl; official: wider_face_val_bbx_gt.txt + .mat lists")
+    p.add_argument("--gt-txt", help="official ground truth text file (default ROOT/wider_face_val_bbx_gt.txt)")
+    p.add_argument("--mat-dir", help="folder of wider_{easy,medium,hard}_val.mat (default ROOT/ground_truth)")
+    p.add_argument("--images", help="official layout: images folder (default ROOT/WIDER_val/images)")
+    p.add_argument("--predictions", help="evaluate saved predictions (.jsonl file or official folder)")
+    p.add_argument("--save-predictions", help="save predictions (.jsonl file, or an official folder)")
+    p.add_argument("--plot-dir", help="write precision-recall PNGs here (needs matplotlib)")
+    p.add_argument("--limit", type=int, default=0, help="first N images only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_settings(p)
+    p.set_defaults(func=cmd_eval_widerface)
+    p = evs.add_parser("landmarks", help="5-point landmark error on face crops")
+    p.add_argument("--file", required=True, help="landmarks_5pt-style .jsonl")
+    p.add_argument("--predictions", help="evaluate saved canvas predictions (.jsonl)")
+    p.add_argument("--save-predictions", help="save canvas predictions (.jsonl)")
+    p.add_argument("--limit", type=int, default=0, help="first N crops only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_settings(p)
+    p.set_defaults(func=cmd_eval_landmarks)
     return parser
 
 
