@@ -1,19 +1,9 @@
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-WIDER_VAL = SHARED_DATA / "wider_val_dev"
-
-
-def read_rgb(path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert img is not None, path
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+from support import WIDER_VAL, read_rgb
 
 
 @pytest.fixture(scope="session")

@@ -74,20 +74,18 @@ def _nms(boxes, scores, thr, kind):
         return np.zeros(0, int)
     x1, y1, x2, y2 = boxes.T
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = list(np.argsort(-scores, kind="stable"))
+    order = np.argsort(-scores, kind="stable")
     pick = []
-    while order:
-        i = order.pop(0)
+    while len(order):
+        i, rest = order[0], order[1:]
         pick.append(i)
-        rest = []
-        for j in order:
-            iw = max(0.0, min(x2[i], x2[j]) - max(x1[i], x1[j]) + 1)
-            ih = max(0.0, min(y2[i], y2[j]) - max(y1[i], y1[j]) + 1)
-            inter = iw * ih
-            den = min(area[i], area[j]) if kind == "min" else area[i] + area[j] - inter
-            if not (den > 0 and inter / den > thr):
-                rest.append(j)
-        order = rest
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = iw * ih
+        den = np.minimum(area[i], area[rest]) if kind == "min" else area[i] + area[rest] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            over = (den > 0) & (inter / den > thr)
+        order = rest[~over]
     return np.array(pick, int)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import independent_mtcnn
-from conftest import WIDER_VAL, read_rgb
+from support import WIDER_VAL, read_rgb
 from mtcnn_fast import FaceDetector
 from mtcnn_fast.metrics import iou_matrix
 

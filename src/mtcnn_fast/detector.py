@@ -144,21 +144,21 @@ class FaceDetector:
             return [self._detect_one(f) for f in checked]
         return self._detect_one(as_rgb_frame(frames, bgr))
 
-    # The cascade, one frame at a time.
+    # The cascade, one frame at a time. Each stage is public so that it can be measured alone.
     def _detect_one(self, img: np.ndarray) -> Detections:
-        with torch.inference_mode():
-            boxes = self._propose(img)
-            if len(boxes):
-                boxes = self._refine(img, boxes)
-            if len(boxes):
-                return self._output(img, boxes)
+        boxes = self.propose(img)
+        if len(boxes):
+            boxes = self.refine(img, boxes)
+        if len(boxes):
+            return self.output(img, boxes)
         return Detections.empty()
 
     def _run(self, net, batch: np.ndarray):
-        outputs = net(torch.from_numpy(batch).to(self.device))
-        return [o.cpu().numpy() for o in outputs]
+        with torch.inference_mode():
+            outputs = net(torch.from_numpy(batch).to(self.device))
+            return [o.cpu().numpy() for o in outputs]
 
-    def _propose(self, img: np.ndarray) -> np.ndarray:
+    def propose(self, img: np.ndarray) -> np.ndarray:
         """P-Net over the pyramid: squared, truncated candidate windows (K, 4)."""
         ops = self._ops
         h, w = img.shape[:2]
@@ -181,7 +181,7 @@ class FaceDetector:
         boxes = ops.calibrate(boxes[keep], offsets[keep], False)
         return ops.square(boxes)
 
-    def _refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """R-Net on 24x24 crops: the windows that pass, regressed, squared and truncated."""
         ops = self._ops
         prob, reg = self._run(self.rnet, ops.crop_windows(img, boxes, RNET_SIZE))
@@ -190,7 +190,7 @@ class FaceDetector:
         keep = ops.nms(boxes, scores, NMS_REFINE, "union")
         return ops.square(ops.calibrate(boxes[keep], reg[keep], True))
 
-    def _output(self, img: np.ndarray, boxes: np.ndarray) -> Detections:
+    def output(self, img: np.ndarray, boxes: np.ndarray) -> Detections:
         """O-Net on 48x48 crops: final scores, regressed boxes and landmarks."""
         ops = self._ops
         prob, reg, points = self._run(self.onet, ops.crop_windows(img, boxes, ONET_SIZE))

@@ -1,0 +1,138 @@
+"""Latency of each stage and of the whole detector, at 1 and 2 threads, on frames of 640x480,
+1280x720 and 1920x1080 cut from real photos and on WIDER FACE photos at their own size.
+
+Every benchmark also checks its result (against the NumPy reference, or against the detector's
+own answer computed outside the timed call), so a speed-up that changes detections fails here.
+Each stage's group carries a baseline measured in the same run (the NumPy twin of the op, or the
+eager network), so the report shows ratios that hold on a noisy machine.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from bench_support import SIZES, same_detections
+from mtcnn_fast import FaceDetector, _core, _reference
+from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE
+
+
+@pytest.fixture(scope="module")
+def eager():
+    return FaceDetector(device="cpu", jit=False)
+
+
+def stage_inputs(detector, img):
+    """What each stage receives for this frame, computed once outside the timed calls."""
+    scales = _core.pyramid_scales(*img.shape[:2], detector.min_face_size, detector.scale_factor)
+    proposals = detector.propose(img)
+    refined = detector.refine(img, proposals) if len(proposals) else proposals
+    return scales, proposals, refined
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detect(benchmark, detector, frame_cache, threads, size):
+    frames = frame_cache(size)
+    expected = [detector.detect(f) for f in frames]
+    benchmark.group = f"detect {size}"
+    benchmark.extra_info["threads"] = threads
+    got = benchmark(lambda: [detector.detect(f) for f in frames])
+    assert all(same_detections(a, b) for a, b in zip(got, expected))
+    assert sum(len(e) for e in expected) > 0
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_pyramid(benchmark, frame_cache, detector, backend):
+    img = frame_cache("1280x720")[0]
+    scales = _core.pyramid_scales(*img.shape[:2], 20.0, 0.709)
+    ops = _core if backend == "cpp" else _reference
+    benchmark.group = "stage pyramid 1280x720"
+    levels = benchmark(ops.pyramid, img, scales)
+    for got, want in zip(levels, _reference.pyramid(img, scales)):
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["jit", "eager"])
+def test_pnet(benchmark, frame_cache, detector, eager, threads, mode):
+    img = frame_cache("1280x720")[0]
+    scales = _core.pyramid_scales(*img.shape[:2], 20.0, 0.709)
+    levels = [torch.from_numpy(l[None]) for l in _core.pyramid(img, scales)]
+    net = (detector if mode == "jit" else eager).pnet
+    benchmark.group = f"stage pnet 1280x720 {threads}t"
+
+    def run():
+        with torch.inference_mode():
+            return [net(level) for level in levels]
+
+    got = benchmark(run)
+    with torch.inference_mode():
+        want = [eager.pnet(level) for level in levels]
+    for (p, r), (pw, rw) in zip(got, want):
+        assert torch.allclose(p, pw, atol=1e-5) and torch.allclose(r, rw, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_nms(benchmark, frame_cache, detector, backend):
+    img = frame_cache("1280x720")[0]
+    scales = _core.pyramid_scales(*img.shape[:2], 20.0, 0.709)
+    windows = []
+    for s, level in zip(scales, _core.pyramid(img, scales)):
+        prob, reg = detector._run(detector.pnet, level[None])
+        windows.append(_core.generate_windows(prob[0], reg[0], s, 0.6))
+    boxes = np.concatenate([w[0] for w in windows])
+    scores = np.concatenate([w[1] for w in windows])
+    ops = _core if backend == "cpp" else _reference
+    benchmark.group = f"stage nms ({len(boxes)} windows)"
+    keep = benchmark(ops.nms, boxes, scores, 0.5, "union")
+    assert np.array_equal(keep, _reference.nms(boxes, scores, 0.5, "union"))
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_crops(benchmark, frame_cache, detector, backend):
+    img = frame_cache("wider")[0]
+    _, proposals, _ = stage_inputs(detector, img)
+    ops = _core if backend == "cpp" else _reference
+    benchmark.group = f"stage crops 24x24 ({len(proposals)} windows)"
+    crops = benchmark(ops.crop_windows, img, proposals, RNET_SIZE)
+    assert np.array_equal(crops, _reference.crop_windows(img, proposals, RNET_SIZE))
+
+
+@pytest.mark.parametrize("mode", ["jit", "eager"])
+def test_rnet(benchmark, frame_cache, detector, eager, threads, mode):
+    img = frame_cache("wider")[0]
+    _, proposals, _ = stage_inputs(detector, img)
+    batch = torch.from_numpy(_core.crop_windows(img, proposals, RNET_SIZE))
+    net = (detector if mode == "jit" else eager).rnet
+    benchmark.group = f"stage rnet ({len(proposals)} windows) {threads}t"
+
+    def run():
+        with torch.inference_mode():
+            return net(batch)
+
+    prob, reg = benchmark(run)
+    with torch.inference_mode():
+        pw, rw = eager.rnet(batch)
+    assert torch.allclose(prob, pw, atol=1e-5) and torch.allclose(reg, rw, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["jit", "eager"])
+def test_onet(benchmark, frame_cache, detector, eager, threads, mode):
+    img = frame_cache("wider")[0]
+    _, _, refined = stage_inputs(detector, img)
+    batch = torch.from_numpy(_core.crop_windows(img, refined, ONET_SIZE))
+    net = (detector if mode == "jit" else eager).onet
+    benchmark.group = f"stage onet ({len(refined)} windows) {threads}t"
+
+    def run():
+        with torch.inference_mode():
+            return net(batch)
+
+    out = benchmark(run)
+    with torch.inference_mode():
+        want = eager.onet(batch)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(out, want))
