@@ -35,28 +35,55 @@ Axis make_axis(int64_t in, int64_t out) {
   return a;
 }
 
-// Bilinear resample of a virtual in_h x in_w x 3 source given by `pixel(y, x, c)` into a
-// normalised CHW float buffer. The arithmetic order is the specification (see _reference.py).
-template <class Pixel>
-void resample(Pixel pixel, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
+// Bilinear resample of a virtual in_h x in_w x 3 source into a normalised CHW float buffer.
+// `row(y, lo, hi, xa, xb)` must write, for each output column x and channel c, the source
+// values at columns lo[x] and hi[x] of source row y into xa[c * out_w + x] and xb[...].
+// Separable: every needed source row is interpolated horizontally once (top = a * gx + b * fx),
+// then rows are blended vertically (v = top * gy + bottom * fy). The arithmetic and its order
+// are the specification (see _reference.py) and must not change.
+template <class Row>
+void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
   const Axis ax = make_axis(in_w, out_w);
   const Axis ay = make_axis(in_h, out_h);
   const int64_t plane = out_h * out_w;
+  std::vector<float> xa(3 * out_w), xb(3 * out_w);
+  // Horizontally interpolated source rows, two slots, keyed by source row index.
+  std::vector<float> slot[2] = {std::vector<float>(3 * out_w), std::vector<float>(3 * out_w)};
+  int64_t slot_row[2] = {-1, -1};
+  // Returns source row y interpolated horizontally, computing it unless a slot holds it; the
+  // slot holding row `pinned` (still needed for this output row) is never replaced.
+  auto horizontal = [&](int64_t y, int64_t pinned) -> const float* {
+    for (int k = 0; k < 2; ++k)
+      if (slot_row[k] == y) return slot[k].data();
+    int k = (slot_row[0] < slot_row[1]) ? 0 : 1;
+    if (slot_row[k] == pinned) k = 1 - k;
+    row(y, ax.lo.data(), ax.hi.data(), xa.data(), xb.data());
+    float* dst = slot[k].data();
+    for (int c = 0; c < 3; ++c) {
+      const float* a = xa.data() + c * out_w;
+      const float* b = xb.data() + c * out_w;
+      float* d = dst + c * out_w;
+      for (int64_t x = 0; x < out_w; ++x) {
+        const float fx = ax.frac[x];
+        const float gx = 1.0f - fx;
+        d[x] = a[x] * gx + b[x] * fx;
+      }
+    }
+    slot_row[k] = y;
+    return dst;
+  };
   for (int64_t y = 0; y < out_h; ++y) {
     const float fy = ay.frac[y];
     const float gy = 1.0f - fy;
-    for (int64_t x = 0; x < out_w; ++x) {
-      const float fx = ax.frac[x];
-      const float gx = 1.0f - fx;
-      for (int c = 0; c < 3; ++c) {
-        const float a = pixel(ay.lo[y], ax.lo[x], c);
-        const float b = pixel(ay.lo[y], ax.hi[x], c);
-        const float p = pixel(ay.hi[y], ax.lo[x], c);
-        const float q = pixel(ay.hi[y], ax.hi[x], c);
-        const float top = a * gx + b * fx;
-        const float bottom = p * gx + q * fx;
-        const float v = top * gy + bottom * fy;
-        out[c * plane + y * out_w + x] = (v - kMean) * kScale;
+    const float* top = horizontal(ay.lo[y], -1);
+    const float* bottom = horizontal(ay.hi[y], ay.lo[y]);
+    for (int c = 0; c < 3; ++c) {
+      const float* t = top + c * out_w;
+      const float* b = bottom + c * out_w;
+      float* o = out + c * plane + y * out_w;
+      for (int64_t x = 0; x < out_w; ++x) {
+        const float v = t[x] * gy + b[x] * fy;
+        o[x] = (v - kMean) * kScale;
       }
     }
   }
@@ -79,16 +106,22 @@ std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_fac
 
 void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t out_h,
                       int64_t out_w, float* out) {
-  const int64_t row = width * 3;
-  auto pixel = [img, row](int64_t y, int64_t x, int c) -> float {
-    return static_cast<float>(img[y * row + x * 3 + c]);
+  const int64_t stride = width * 3;
+  auto row = [=](int64_t y, const int64_t* lo, const int64_t* hi, float* xa, float* xb) {
+    const uint8_t* src = img + y * stride;
+    for (int c = 0; c < 3; ++c) {
+      for (int64_t x = 0; x < out_w; ++x) {
+        xa[c * out_w + x] = static_cast<float>(src[lo[x] * 3 + c]);
+        xb[c * out_w + x] = static_cast<float>(src[hi[x] * 3 + c]);
+      }
+    }
   };
-  resample(pixel, height, width, out_h, out_w, out);
+  resample(row, height, width, out_h, out_w, out);
 }
 
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
                   int64_t n, int64_t size, float* out) {
-  const int64_t row = width * 3;
+  const int64_t stride = width * 3;
   const int64_t per_window = 3 * size * size;
   for (int64_t k = 0; k < n; ++k) {
     const int64_t x1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 0]));
@@ -104,12 +137,21 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     }
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.
     const int64_t oy = y1 - 1, ox = x1 - 1;
-    auto pixel = [=](int64_t r, int64_t c, int ch) -> float {
-      const int64_t yy = oy + r, xx = ox + c;
-      if (yy < 0 || yy >= height || xx < 0 || xx >= width) return 0.0f;
-      return static_cast<float>(img[yy * row + xx * 3 + ch]);
+    auto row = [=](int64_t r, const int64_t* lo, const int64_t* hi, float* xa, float* xb) {
+      const int64_t yy = oy + r;
+      const bool row_inside = yy >= 0 && yy < height;
+      const uint8_t* src = img + (row_inside ? yy : 0) * stride;
+      for (int c = 0; c < 3; ++c) {
+        for (int64_t x = 0; x < size; ++x) {
+          const int64_t xl = ox + lo[x], xh = ox + hi[x];
+          xa[c * size + x] =
+              row_inside && xl >= 0 && xl < width ? static_cast<float>(src[xl * 3 + c]) : 0.0f;
+          xb[c * size + x] =
+              row_inside && xh >= 0 && xh < width ? static_cast<float>(src[xh * 3 + c]) : 0.0f;
+        }
+      }
     };
-    resample(pixel, crop_h, crop_w, size, size, dst);
+    resample(row, crop_h, crop_w, size, size, dst);
   }
 }
 
