@@ -7,26 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from mtcnn_fast import Detections, FaceDetector
+from mtcnn_fast import FaceDetector
+from support import assert_empty, assert_same
 
 # Read by hand off a 6x enlargement of astronaut.png: pupil centres, nose tip, mouth corners.
 ASTRONAUT_LANDMARKS = np.array(
     [[204, 100], [247, 102], [224, 128], [201, 139], [245, 142]], np.float32
 )
-
-
-def assert_same(a: Detections, b: Detections):
-    for name in ("boxes", "scores", "landmarks"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype == np.float32
-        assert np.array_equal(x, y), name
-
-
-def assert_empty(faces: Detections):
-    assert len(faces) == 0
-    assert faces.boxes.shape == (0, 4) and faces.boxes.dtype == np.float32
-    assert faces.scores.shape == (0,) and faces.scores.dtype == np.float32
-    assert faces.landmarks.shape == (0, 5, 2) and faces.landmarks.dtype == np.float32
 
 
 def test_finds_the_astronauts_face_and_landmarks(detector, astronaut):
@@ -161,7 +148,7 @@ def test_cuda_without_a_gpu_is_an_error_not_a_silent_cpu_fallback():
         (None, TypeError),
         ([[1, 2, 3]], TypeError),
         (np.zeros((10, 10, 3), np.float32), TypeError),
-        (np.zeros((10, 10), np.uint8), ValueError),
+        (np.zeros((10, 10, 2), np.uint8), ValueError),
         (np.zeros((3, 10, 10), np.uint8), ValueError),
         (np.zeros((0, 10, 3), np.uint8), ValueError),
     ],

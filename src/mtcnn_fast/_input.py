@@ -1,34 +1,93 @@
-"""Input checks: the one place where a user's frame becomes the detector's native input.
+"""Input checks: the one place where whatever a user passes becomes the detector's native input,
+a C-contiguous uint8 H x W x 3 RGB numpy array.
 
-The native input is a uint8 H x W x 3 numpy array, RGB (or BGR with ``bgr=True``). Anything
-else raises TypeError or ValueError saying what was wrong and what to pass instead.
+Accepted (documented in the README, "Inputs"):
+- numpy arrays and torch tensors (any device; copied to the CPU) laid out H x W x C;
+- uint8, or any integer dtype whose values all lie in 0..255;
+- C = 3 (RGB, or BGR with bgr=True), C = 4 (RGBA / BGRA: alpha is dropped), C = 1 or a plain
+  H x W array (grayscale: replicated to three channels);
+- views and non-contiguous arrays.
+Refused with TypeError: None, other types, bool and floating-point dtypes (their scale, 0..1 or
+0..255, cannot be told apart safely; convert to uint8 first). Refused with ValueError: empty
+frames, ranks other than 2 and 3, 2 or more than 4 channels, channels-first layouts (the message
+says how to transpose), integers outside 0..255.
 """
 
 from __future__ import annotations
 
+from typing import List
+
 import numpy as np
+
+CHANNELS = (1, 3, 4)
+
+
+def _to_numpy(frame, name: str) -> np.ndarray:
+    if frame is None:
+        raise TypeError(f"{name} is None: pass an H x W x 3 uint8 numpy array")
+    if isinstance(frame, np.ndarray):
+        return frame
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None
+    if torch is not None and isinstance(frame, torch.Tensor):
+        return frame.detach().cpu().numpy()
+    raise TypeError(
+        f"{name} must be an H x W x 3 uint8 numpy array or torch tensor, got {type(frame).__name__}"
+        " (for a PIL image pass np.asarray(image))"
+    )
 
 
 def as_rgb_frame(frame, bgr: bool = False, name: str = "frame") -> np.ndarray:
     """Validates one frame and returns it as a C-contiguous uint8 (H, W, 3) RGB array."""
-    if frame is None:
-        raise TypeError(f"{name} is None: pass an H x W x 3 uint8 numpy array")
-    if not isinstance(frame, np.ndarray):
-        raise TypeError(
-            f"{name} must be an H x W x 3 uint8 numpy array, got {type(frame).__name__}"
-        )
-    if frame.dtype != np.uint8:
-        raise TypeError(
-            f"{name} must have dtype uint8 (pixel values 0..255), got {frame.dtype}; "
-            "convert with np.clip(x, 0, 255).astype(np.uint8)"
-        )
-    if frame.ndim != 3 or frame.shape[2] != 3:
+    a = _to_numpy(frame, name)
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
         hint = ""
-        if frame.ndim == 3 and frame.shape[0] == 3 and frame.shape[2] != 3:
-            hint = " (it looks channels-first: pass frame.transpose(1, 2, 0))"
-        raise ValueError(f"{name} must have shape (H, W, 3), got {frame.shape}{hint}")
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {frame.shape}")
+        if np.issubdtype(a.dtype, np.floating):
+            hint = (": floating-point frames are refused because 0..1 and 0..255 cannot be told "
+                    "apart; convert with (x * 255).round().astype(np.uint8) for 0..1 values or "
+                    "x.round().clip(0, 255).astype(np.uint8) for 0..255 values")
+        raise TypeError(f"{name} must have dtype uint8, got {a.dtype}{hint}")
+    if a.ndim == 3 and a.shape[0] in CHANNELS and a.shape[2] not in CHANNELS:
+        raise ValueError(
+            f"{name} has shape {a.shape}, which looks channels-first (C, H, W); frames are "
+            "H x W x C: pass frame.transpose(1, 2, 0) (numpy) or frame.permute(1, 2, 0) (torch)"
+        )
+    if a.ndim not in (2, 3):
+        raise ValueError(f"{name} must be H x W x 3 (or H x W grayscale), got shape {a.shape}")
+    if a.ndim == 3 and a.shape[2] not in CHANNELS:
+        raise ValueError(
+            f"{name} has {a.shape[2]} channels; accepted: 3 (RGB/BGR), 4 (RGBA/BGRA), 1 (gray)"
+        )
+    if a.size == 0:
+        raise ValueError(f"{name} is empty: shape {a.shape}")
+    if a.dtype != np.uint8:
+        lo, hi = a.min(), a.max()
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{name} holds values {lo}..{hi}; integer frames must lie in 0..255")
+        a = a.astype(np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(a, 3, axis=2))
+    a = a[:, :, :3]
     if bgr:
-        frame = frame[:, :, ::-1]
-    return np.ascontiguousarray(frame)
+        a = a[:, :, ::-1]
+    return np.ascontiguousarray(a)
+
+
+def as_frame_list(frames, bgr: bool = False) -> List[np.ndarray]:
+    """A list/tuple of frames, or an N x H x W x C array or tensor, as a list of native frames."""
+    if isinstance(frames, (list, tuple)):
+        items = list(frames)
+    else:
+        items = list(_to_numpy(frames, "frames"))
+    return [as_rgb_frame(f, bgr, name=f"frames[{i}]") for i, f in enumerate(items)]
+
+
+def is_batch(frames) -> bool:
+    """Lists, tuples and 4-D arrays or tensors are batches (a list of results comes back)."""
+    if isinstance(frames, (list, tuple)):
+        return True
+    return getattr(frames, "ndim", None) == 4

@@ -20,7 +20,7 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ._input import as_rgb_frame
+from ._input import as_frame_list, as_rgb_frame, is_batch
 from .nets import compile_net, load_net
 from .ops import get_ops
 
@@ -134,14 +134,15 @@ class FaceDetector:
         """Detects faces in one frame or in a list of frames.
 
         frames: an H x W x 3 uint8 numpy array, RGB (or BGR, OpenCV's order, with bgr=True);
-            or a list of such arrays, of any sizes.
+            also grayscale, RGBA and torch tensors (see the README, "Inputs"). A batch is a list
+            or tuple of frames of any sizes, or an N x H x W x C array or tensor.
         Returns a Detections for one frame, a list of them (one per frame, each exactly what
-        that frame gives alone) for a list. Coordinates are 0-based pixel coordinates in the
-        frame of the WIDER FACE annotations, the original networks' outputs unchanged.
+        that frame gives alone) for a batch. Every frame of a batch is checked before any is
+        detected. Coordinates are 0-based pixel coordinates in the frame of the WIDER FACE
+        annotations, the original networks' outputs unchanged.
         """
-        if isinstance(frames, (list, tuple)):
-            checked = [as_rgb_frame(f, bgr, name=f"frames[{i}]") for i, f in enumerate(frames)]
-            return [self._detect_one(f) for f in checked]
+        if is_batch(frames):
+            return [self._detect_one(f) for f in as_frame_list(frames, bgr)]
         return self._detect_one(as_rgb_frame(frames, bgr))
 
     # The cascade, one frame at a time. Each stage is public so that it can be measured alone.
