@@ -16,6 +16,8 @@ namespace {
 
 // Box coordinates beyond this are treated as corrupt input (keeps int64 arithmetic safe).
 constexpr double kMaxCoord = 1e9;
+// More pyramid levels than this means nonsensical settings (a scale factor next to 1).
+constexpr double kMaxLevels = 1000.0;
 
 std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
@@ -77,6 +79,13 @@ py::array_t<float> boxes_array(py::ssize_t n) {
   return py::array_t<float>({n, static_cast<py::ssize_t>(4)});
 }
 
+double require_unit(double v, const char* name) {
+  if (!(v >= 0.0 && v <= 1.0)) {
+    throw py::value_error(std::string(name) + " must lie in [0, 1], got " + std::to_string(v));
+  }
+  return v;
+}
+
 double require_positive(double v, const char* name) {
   if (!std::isfinite(v) || v <= 0.0) {
     throw py::value_error(std::string(name) + " must be a finite number > 0, got " +
@@ -91,6 +100,12 @@ py::list pyramid_scales(int64_t height, int64_t width, double min_face, double f
   if (!(factor > 0.0 && factor < 1.0)) {
     throw py::value_error("scale_factor must lie strictly between 0 and 1, got " +
                           std::to_string(factor));
+  }
+  // Refuse settings that would make an absurd pyramid (or never end) before building it.
+  const double top = static_cast<double>(std::min(height, width)) * (12.0 / min_face);
+  if (!std::isfinite(top) || (top >= 12.0 && std::log(top / 12.0) / -std::log(factor) > kMaxLevels)) {
+    throw py::value_error("min_face_size and scale_factor give more than " +
+                          std::to_string(static_cast<int>(kMaxLevels)) + " pyramid levels");
   }
   py::list out;
   for (double s : mtcnn::pyramid_scales(height, width, min_face, factor)) out.append(s);
@@ -151,6 +166,7 @@ py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_o
                           shape_str(scores) + ", got " + shape_str(reg));
   }
   require_positive(scale, "scale");
+  require_unit(threshold, "threshold");
   const int64_t h = scores.shape(0), w = scores.shape(1);
   std::vector<float> boxes, out_scores, out_reg;
   const float* s = scores.data();
@@ -179,6 +195,7 @@ py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_o
                           ", got " + shape_str(scores));
   }
   require_finite(scores.data(), scores.size(), "scores", 3.4e38);
+  require_unit(threshold, "threshold");
   mtcnn::Overlap overlap;
   if (mode == "union") {
     overlap = mtcnn::Overlap::Union;

@@ -1,9 +1,17 @@
 import json
+import os
 
 import numpy as np
 import pytest
 
+from hypothesis import settings
+
 from support import WIDER_VAL, read_rgb
+
+# "ci": quick property tests; "fuzz": the long run of scripts/sanitize.sh.
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.register_profile("fuzz", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,11 @@ inputs, and both reject bad arguments with the same exception type."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mtcnn_fast import _core, _reference
-
-settings.register_profile("ci", max_examples=60, deadline=None)
-settings.load_profile("ci")
 
 coords = st.floats(-300, 300, width=32, allow_nan=False)
 integral = st.integers(-60, 160).map(float)

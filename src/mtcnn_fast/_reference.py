@@ -17,6 +17,7 @@ _SCALE = np.float32(0.0078125)
 _ONE = np.float32(1.0)
 _HALF = np.float32(0.5)
 _MAX_COORD = 1e9
+_MAX_LEVELS = 1000.0  # more pyramid levels than this means nonsensical settings
 
 
 def _require(obj, name: str, dtype) -> np.ndarray:
@@ -47,6 +48,13 @@ def _require_boxes(obj, name: str = "boxes") -> np.ndarray:
     return b
 
 
+def _require_unit(v: float, name: str) -> float:
+    v = float(v)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {v}")
+    return v
+
+
 def _require_positive(v: float, name: str) -> float:
     v = float(v)
     if not math.isfinite(v) or v <= 0.0:
@@ -64,6 +72,13 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
         raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {factor}")
     m = 12.0 / float(min_face_size)
     min_side = float(min(height, width)) * m
+    # Refuse settings that would make an absurd pyramid (or never end) before building it.
+    if not math.isfinite(min_side) or (
+        min_side >= 12.0 and math.log(min_side / 12.0) / -math.log(factor) > _MAX_LEVELS
+    ):
+        raise ValueError(
+            f"min_face_size and scale_factor give more than {int(_MAX_LEVELS)} pyramid levels"
+        )
     scales = []
     k = 0
     while min_side >= 12.0:
@@ -157,6 +172,7 @@ def generate_windows(scores, reg, scale: float, threshold: float):
     if rg.ndim != 3 or rg.shape[0] != 4 or rg.shape[1:] != sc.shape:
         raise ValueError(f"reg must have shape (4, H, W) matching scores {sc.shape}, got {rg.shape}")
     scale = _require_positive(scale, "scale")
+    threshold = _require_unit(threshold, "threshold")
     ys, xs = np.nonzero(sc >= np.float32(threshold))
     x = xs.astype(np.float64)
     y = ys.astype(np.float64)
@@ -182,6 +198,7 @@ def nms(boxes, scores, threshold: float, mode: str = "union") -> np.ndarray:
     if s.ndim != 1 or s.shape[0] != b.shape[0]:
         raise ValueError(f"scores must have shape (N,) matching boxes {b.shape}, got {s.shape}")
     _require_finite(s, "scores", 3.4e38)
+    _require_unit(threshold, "threshold")
     if mode not in ("union", "min"):
         raise ValueError(f"mode must be 'union' or 'min', got '{mode}'")
     thr = np.float32(threshold)
