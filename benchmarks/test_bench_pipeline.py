@@ -21,6 +21,11 @@ def eager():
     return FaceDetector(device="cpu", jit=False)
 
 
+def nchw(batch):
+    """The core's (N, H, W, 3) output as the networks' NCHW input (channels-last, no copy)."""
+    return torch.from_numpy(batch).permute(0, 3, 1, 2)
+
+
 def stage_inputs(detector, img):
     """What each stage receives for this frame, computed once outside the timed calls."""
     scales = _core.pyramid_scales(*img.shape[:2], detector.min_face_size, detector.scale_factor)
@@ -61,7 +66,7 @@ def test_pyramid(benchmark, frame_cache, detector, backend):
 def test_pnet(benchmark, frame_cache, detector, eager, threads, mode):
     img = frame_cache("1280x720")[0]
     scales = _core.pyramid_scales(*img.shape[:2], 20.0, 0.709)
-    levels = [torch.from_numpy(l[None]) for l in _core.pyramid(img, scales)]
+    levels = [nchw(l[None]) for l in _core.pyramid(img, scales)]
     net = (detector if mode == "jit" else eager).pnet
     benchmark.group = f"stage pnet 1280x720 {threads}t"
 
@@ -106,7 +111,7 @@ def test_crops(benchmark, frame_cache, detector, backend):
 def test_rnet(benchmark, frame_cache, detector, eager, threads, mode):
     img = frame_cache("wider")[0]
     _, proposals, _ = stage_inputs(detector, img)
-    batch = torch.from_numpy(_core.crop_windows(img, proposals, RNET_SIZE))
+    batch = nchw(_core.crop_windows(img, proposals, RNET_SIZE))
     net = (detector if mode == "jit" else eager).rnet
     benchmark.group = f"stage rnet ({len(proposals)} windows) {threads}t"
 
@@ -124,7 +129,7 @@ def test_rnet(benchmark, frame_cache, detector, eager, threads, mode):
 def test_onet(benchmark, frame_cache, detector, eager, threads, mode):
     img = frame_cache("wider")[0]
     _, _, refined = stage_inputs(detector, img)
-    batch = torch.from_numpy(_core.crop_windows(img, refined, ONET_SIZE))
+    batch = nchw(_core.crop_windows(img, refined, ONET_SIZE))
     net = (detector if mode == "jit" else eager).onet
     benchmark.group = f"stage onet ({len(refined)} windows) {threads}t"
 

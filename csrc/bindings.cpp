@@ -121,8 +121,8 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales) {
     const double lh = std::ceil(h * s), lw = std::ceil(w * s);
     if (lh > kMaxCoord || lw > kMaxCoord) throw py::value_error("pyramid level too large");
     const int64_t oh = static_cast<int64_t>(lh), ow = static_cast<int64_t>(lw);
-    py::array_t<float> level({static_cast<py::ssize_t>(3), static_cast<py::ssize_t>(oh),
-                              static_cast<py::ssize_t>(ow)});
+    py::array_t<float> level({static_cast<py::ssize_t>(oh), static_cast<py::ssize_t>(ow),
+                              static_cast<py::ssize_t>(3)});
     float* out = level.mutable_data();
     const uint8_t* src = img.data();
     {
@@ -140,8 +140,8 @@ py::array_t<float> crop_windows(const py::object& image, const py::object& boxes
   auto boxes = require_boxes(boxes_obj, "boxes");
   if (size < 1 || size > 4096) throw py::value_error("size must lie in [1, 4096]");
   const py::ssize_t n = boxes.shape(0);
-  py::array_t<float> out({n, static_cast<py::ssize_t>(3), static_cast<py::ssize_t>(size),
-                          static_cast<py::ssize_t>(size)});
+  py::array_t<float> out({n, static_cast<py::ssize_t>(size), static_cast<py::ssize_t>(size),
+                          static_cast<py::ssize_t>(3)});
   const uint8_t* src = img.data();
   const float* b = boxes.data();
   float* dst = out.mutable_data();

@@ -35,9 +35,10 @@ Axis make_axis(int64_t in, int64_t out) {
   return a;
 }
 
-// Bilinear resample of a virtual in_h x in_w x 3 source into a normalised CHW float buffer.
-// `row(y, lo, hi, xa, xb)` must write, for each output column x and channel c, the source
-// values at columns lo[x] and hi[x] of source row y into xa[c * out_w + x] and xb[...].
+// Bilinear resample of a virtual in_h x in_w x 3 source into a normalised, interleaved
+// out_h x out_w x 3 float buffer (HWC: what torch calls channels-last, the fast layout for the
+// networks). `row(y, lo, hi, xa, xb)` must write source row y's values at the interleaved
+// positions lo[i] and hi[i] (i = 3 * x + c) into xa[i] and xb[i].
 // Separable: every needed source row is interpolated horizontally once (top = a * gx + b * fx),
 // then rows are blended vertically (v = top * gy + bottom * fy). The arithmetic and its order
 // are the specification (see _reference.py) and must not change.
@@ -45,10 +46,21 @@ template <class Row>
 void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
   const Axis ax = make_axis(in_w, out_w);
   const Axis ay = make_axis(in_h, out_h);
-  const int64_t plane = out_h * out_w;
-  std::vector<float> xa(3 * out_w), xb(3 * out_w);
+  const int64_t n = 3 * out_w;
+  // Per interleaved output position: source positions and horizontal weights.
+  std::vector<int64_t> lo(n), hi(n);
+  std::vector<float> fx(n), gx(n);
+  for (int64_t x = 0; x < out_w; ++x) {
+    for (int c = 0; c < 3; ++c) {
+      lo[3 * x + c] = 3 * ax.lo[x] + c;
+      hi[3 * x + c] = 3 * ax.hi[x] + c;
+      fx[3 * x + c] = ax.frac[x];
+      gx[3 * x + c] = 1.0f - ax.frac[x];
+    }
+  }
+  std::vector<float> xa(n), xb(n);
   // Horizontally interpolated source rows, two slots, keyed by source row index.
-  std::vector<float> slot[2] = {std::vector<float>(3 * out_w), std::vector<float>(3 * out_w)};
+  std::vector<float> slot[2] = {std::vector<float>(n), std::vector<float>(n)};
   int64_t slot_row[2] = {-1, -1};
   // Returns source row y interpolated horizontally, computing it unless a slot holds it; the
   // slot holding row `pinned` (still needed for this output row) is never replaced.
@@ -57,34 +69,21 @@ void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
       if (slot_row[k] == y) return slot[k].data();
     int k = (slot_row[0] < slot_row[1]) ? 0 : 1;
     if (slot_row[k] == pinned) k = 1 - k;
-    row(y, ax.lo.data(), ax.hi.data(), xa.data(), xb.data());
-    float* dst = slot[k].data();
-    for (int c = 0; c < 3; ++c) {
-      const float* a = xa.data() + c * out_w;
-      const float* b = xb.data() + c * out_w;
-      float* d = dst + c * out_w;
-      for (int64_t x = 0; x < out_w; ++x) {
-        const float fx = ax.frac[x];
-        const float gx = 1.0f - fx;
-        d[x] = a[x] * gx + b[x] * fx;
-      }
-    }
+    row(y, lo.data(), hi.data(), xa.data(), xb.data());
+    float* d = slot[k].data();
+    for (int64_t i = 0; i < n; ++i) d[i] = xa[i] * gx[i] + xb[i] * fx[i];
     slot_row[k] = y;
-    return dst;
+    return d;
   };
   for (int64_t y = 0; y < out_h; ++y) {
     const float fy = ay.frac[y];
     const float gy = 1.0f - fy;
-    const float* top = horizontal(ay.lo[y], -1);
-    const float* bottom = horizontal(ay.hi[y], ay.lo[y]);
-    for (int c = 0; c < 3; ++c) {
-      const float* t = top + c * out_w;
-      const float* b = bottom + c * out_w;
-      float* o = out + c * plane + y * out_w;
-      for (int64_t x = 0; x < out_w; ++x) {
-        const float v = t[x] * gy + b[x] * fy;
-        o[x] = (v - kMean) * kScale;
-      }
+    const float* t = horizontal(ay.lo[y], -1);
+    const float* b = horizontal(ay.hi[y], ay.lo[y]);
+    float* o = out + y * n;
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = t[i] * gy + b[i] * fy;
+      o[i] = (v - kMean) * kScale;
     }
   }
 }
@@ -107,13 +106,12 @@ std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_fac
 void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t out_h,
                       int64_t out_w, float* out) {
   const int64_t stride = width * 3;
+  const int64_t n = out_w * 3;
   auto row = [=](int64_t y, const int64_t* lo, const int64_t* hi, float* xa, float* xb) {
     const uint8_t* src = img + y * stride;
-    for (int c = 0; c < 3; ++c) {
-      for (int64_t x = 0; x < out_w; ++x) {
-        xa[c * out_w + x] = static_cast<float>(src[lo[x] * 3 + c]);
-        xb[c * out_w + x] = static_cast<float>(src[hi[x] * 3 + c]);
-      }
+    for (int64_t i = 0; i < n; ++i) {
+      xa[i] = static_cast<float>(src[lo[i]]);
+      xb[i] = static_cast<float>(src[hi[i]]);
     }
   };
   resample(row, height, width, out_h, out_w, out);
@@ -136,19 +134,21 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
       continue;
     }
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.
-    const int64_t oy = y1 - 1, ox = x1 - 1;
+    // In interleaved units the window's column offset is 3 * (x1 - 1).
+    const int64_t oy = y1 - 1, ox3 = 3 * (x1 - 1), width3 = 3 * width;
+    const int64_t n3 = 3 * size;
     auto row = [=](int64_t r, const int64_t* lo, const int64_t* hi, float* xa, float* xb) {
       const int64_t yy = oy + r;
-      const bool row_inside = yy >= 0 && yy < height;
-      const uint8_t* src = img + (row_inside ? yy : 0) * stride;
-      for (int c = 0; c < 3; ++c) {
-        for (int64_t x = 0; x < size; ++x) {
-          const int64_t xl = ox + lo[x], xh = ox + hi[x];
-          xa[c * size + x] =
-              row_inside && xl >= 0 && xl < width ? static_cast<float>(src[xl * 3 + c]) : 0.0f;
-          xb[c * size + x] =
-              row_inside && xh >= 0 && xh < width ? static_cast<float>(src[xh * 3 + c]) : 0.0f;
-        }
+      if (yy < 0 || yy >= height) {
+        std::fill(xa, xa + n3, 0.0f);
+        std::fill(xb, xb + n3, 0.0f);
+        return;
+      }
+      const uint8_t* src = img + yy * stride;
+      for (int64_t i = 0; i < n3; ++i) {
+        const int64_t xl = ox3 + lo[i], xh = ox3 + hi[i];
+        xa[i] = xl >= 0 && xl < width3 ? static_cast<float>(src[xl]) : 0.0f;
+        xb[i] = xh >= 0 && xh < width3 ? static_cast<float>(src[xh]) : 0.0f;
       }
     };
     resample(row, crop_h, crop_w, size, size, dst);

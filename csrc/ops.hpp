@@ -16,13 +16,13 @@ enum class Overlap { Union, Min };
 std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor);
 
 // Bilinearly resizes an 8-bit HxWx3 image to out_h x out_w (pixel centres aligned, edges
-// clamped) and writes (x - 127.5) * 0.0078125 as float32 CHW into out (3 * out_h * out_w).
+// clamped) and writes (x - 127.5) * 0.0078125 as float32 HWC into out (out_h * out_w * 3).
 void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t out_h,
                       int64_t out_w, float* out);
 
 // Cuts square windows (1-based inclusive pixel numbers, truncated toward zero) out of an
 // HxWx3 image, zero-filling what lies outside it, resizes each to size x size and normalises
-// into out (n * 3 * size * size), CHW per window.
+// into out (n * size * size * 3), HWC per window.
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
                   int64_t n, int64_t size, float* out);
 

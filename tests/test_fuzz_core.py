@@ -49,8 +49,9 @@ def same_outcome(call):
     b_kind, b = outcome(lambda: call(_reference))
     assert a_kind == b_kind, (a_kind, b_kind)
     if a_kind == "ok":
-        a_items = a if isinstance(a, tuple) else (a,)
-        b_items = b if isinstance(b, tuple) else (b,)
+        a_items = a if isinstance(a, (tuple, list)) else (a,)
+        b_items = b if isinstance(b, (tuple, list)) else (b,)
+        assert len(a_items) == len(b_items)
         for x, y in zip(a_items, b_items):
             assert np.array_equal(x, y, equal_nan=True)
 

@@ -64,22 +64,22 @@ def test_pyramid_matches_reference(img, scales):
     want = _reference.pyramid(img, scales)
     assert len(got) == len(want) == len(scales)
     for g, w_, s in zip(got, want, scales):
-        assert g.shape == (3, int(np.ceil(img.shape[0] * s)), int(np.ceil(img.shape[1] * s)))
+        assert g.shape == (int(np.ceil(img.shape[0] * s)), int(np.ceil(img.shape[1] * s)), 3)
         same(g, w_)
 
 
 def test_pyramid_identity_scale_is_the_normalised_image(astronaut):
     (level,) = _core.pyramid(astronaut, [1.0])
-    same(level, ((astronaut.astype(np.float32) - 127.5) * 0.0078125).transpose(2, 0, 1))
+    same(level, (astronaut.astype(np.float32) - 127.5) * 0.0078125)
 
 
 def test_pyramid_is_close_to_opencv_bilinear(astronaut):
     import cv2
 
     (level,) = _core.pyramid(astronaut, [0.37])
-    h, w = level.shape[1:]
+    h, w = level.shape[:2]
     cv = cv2.resize(astronaut.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    assert np.abs(level.transpose(1, 2, 0) / 0.0078125 + 127.5 - cv).max() < 1e-3
+    assert np.abs(level / 0.0078125 + 127.5 - cv).max() < 1e-3
 
 
 def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
@@ -87,8 +87,10 @@ def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
 
     (level,) = _core.pyramid(astronaut, [0.5])
     assert level.flags.c_contiguous and level.flags.writeable
-    t = torch.from_numpy(level)
+    # HWC memory seen as a 1 x 3 x H x W tensor in channels-last format, no copy.
+    t = torch.from_numpy(level[None]).permute(0, 3, 1, 2)
     assert t.data_ptr() == level.ctypes.data
+    assert t.shape == (1, 3, 256, 256) and t.is_contiguous(memory_format=torch.channels_last)
 
 
 # --- crops ---------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ def test_crop_windows_match_reference(img, boxes, size):
 def test_crop_of_whole_image_at_its_size_is_the_normalised_image(astronaut):
     small = np.ascontiguousarray(astronaut[100:124, 200:224])
     crop = _core.crop_windows(small, np.array([[1, 1, 24, 24]], np.float32), 24)
-    same(crop[0], ((small.astype(np.float32) - 127.5) * 0.0078125).transpose(2, 0, 1))
+    same(crop[0], (small.astype(np.float32) - 127.5) * 0.0078125)
 
 
 def test_crop_zero_fills_outside_the_image(astronaut):
@@ -112,9 +114,9 @@ def test_crop_zero_fills_outside_the_image(astronaut):
         assert np.all(crops == np.float32(-127.5 * 0.0078125))
     # Half outside: 1-based columns -23..0 are zero-fill, columns 1..24 are the image's first 24.
     half = _core.crop_windows(astronaut, np.array([[-23, 1, 24, 48]], np.float32), 48)[0]
-    assert np.all(half[:, :, :24] == np.float32(-127.5 * 0.0078125))
+    assert np.all(half[:, :24] == np.float32(-127.5 * 0.0078125))
     inside = (astronaut[:48, :24].astype(np.float32) - 127.5) * 0.0078125
-    same(half[:, :, 24:], np.ascontiguousarray(inside.transpose(2, 0, 1)))
+    same(np.ascontiguousarray(half[:, 24:]), inside)
 
 
 # --- windows, NMS, regression, squaring ---------------------------------------------------

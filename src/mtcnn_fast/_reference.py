@@ -99,7 +99,7 @@ def _axis(n_in: int, n_out: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _resample(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Bilinear resize of an (h, w, 3) float32 source, normalised, as (3, out_h, out_w)."""
+    """Bilinear resize of an (h, w, 3) float32 source, normalised, as (out_h, out_w, 3)."""
     ylo, yhi, fy = _axis(src.shape[0], out_h)
     xlo, xhi, fx = _axis(src.shape[1], out_w)
     fx = fx[None, :, None]
@@ -109,11 +109,12 @@ def _resample(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     top = src[ylo][:, xlo] * gx + src[ylo][:, xhi] * fx
     bottom = src[yhi][:, xlo] * gx + src[yhi][:, xhi] * fx
     v = top * gy + bottom * fy
-    return np.ascontiguousarray(((v - _MEAN) * _SCALE).transpose(2, 0, 1))
+    return np.ascontiguousarray((v - _MEAN) * _SCALE)
 
 
 def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
-    """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 CHW."""
+    """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 HWC
+    (channels-last, the layout the networks run fastest in)."""
     img = _require_image(image)
     h, w = img.shape[:2]
     src = img.astype(np.float32)
@@ -129,14 +130,14 @@ def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
 
 def crop_windows(image, boxes, size: int) -> np.ndarray:
     """Windows (1-based inclusive pixel numbers, truncated) cut out with zero fill, resized to
-    size x size, normalised: (N, 3, size, size) float32."""
+    size x size, normalised: (N, size, size, 3) float32 (channels-last)."""
     img = _require_image(image)
     b = _require_boxes(boxes)
     size = int(size)
     if not 1 <= size <= 4096:
         raise ValueError("size must lie in [1, 4096]")
     h, w = img.shape[:2]
-    out = np.empty((b.shape[0], 3, size, size), dtype=np.float32)
+    out = np.empty((b.shape[0], size, size, 3), dtype=np.float32)
     src = img.astype(np.float32)
     for k, (x1, y1, x2, y2) in enumerate(np.trunc(b).astype(np.int64)):
         cw, ch = x2 - x1 + 1, y2 - y1 + 1
@@ -157,7 +158,7 @@ def crop_windows(image, boxes, size: int) -> np.ndarray:
         top = patch[:n, :n] * (_ONE - fxx) + patch[:n, n:] * fxx
         bottom = patch[n:, :n] * (_ONE - fxx) + patch[n:, n:] * fxx
         v = top * (_ONE - fyy) + bottom * fyy
-        out[k] = ((v - _MEAN) * _SCALE).transpose(2, 0, 1)
+        out[k] = (v - _MEAN) * _SCALE
     return out
 
 
