@@ -95,3 +95,12 @@ def test_batches_with_some_empty_frames_have_the_right_shapes(detector, astronau
     assert [len(f) for f in out] == [0, 1, 0]
     assert_empty(out[0])
     assert_empty(out[2])
+
+
+def test_large_frames_work(detector, astronaut):
+    big = np.ascontiguousarray(np.tile(astronaut, (6, 8, 1)))  # 3072 x 4096
+    faces = detector.detect(big)
+    # One astronaut face per tile (48), a few more where tiles meet.
+    assert len(faces) >= 48
+    tile_origins = {(int(x1 // 512), int(y1 // 512)) for x1, y1 in faces.boxes[:, :2]}
+    assert len(tile_origins) == 48
