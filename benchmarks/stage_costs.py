@@ -1,0 +1,135 @@
+"""Where the time goes: each stage's median time next to its arithmetic, and the floor that this
+CPU's measured convolution throughput puts under it.
+
+    .venv/bin/python benchmarks/stage_costs.py [--threads 1] [--repeat 15]
+
+Throughput is measured on a large, well-shaped convolution (64 -> 64 channels, 3x3, 8 x 56 x 56,
+channels-last), the best case for torch's oneDNN kernels here. A stage's floor is its
+multiply-accumulates divided by that throughput; "x floor" is how far the stage is from it.
+Frames: the fixed WIDER photos of benchmarks/frames.py (the astronaut if ../shared is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import frames  # noqa: E402
+
+from mtcnn_fast import FaceDetector, _core  # noqa: E402
+from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE  # noqa: E402
+
+
+def median_ms(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def macs(net, x) -> int:
+    """Multiply-accumulates of the convolutions and fully connected layers of net(x)."""
+    total = [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, nn.Conv2d):
+            total[0] += out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, nn.Linear):
+            total[0] += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.inference_mode():
+        net(x)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def conv_throughput(repeat) -> float:
+    """GMAC/s of a large 3x3 convolution, channels-last."""
+    x = torch.randn(8, 64, 56, 56).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(64, 64, 3).to(memory_format=torch.channels_last).eval()
+    with torch.inference_mode():
+        ms = median_ms(lambda: conv(x), repeat)
+    return 8 * 54 * 54 * 64 * 64 * 9 / (ms / 1000) / 1e9
+
+
+def nchw(a):
+    return torch.from_numpy(a).permute(0, 3, 1, 2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=15)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    det = FaceDetector(device="cpu")
+    eager = FaceDetector(device="cpu", jit=False)  # plain modules, for counting
+    gmacs = conv_throughput(args.repeat)
+    rows = {k: [0.0, 0] for k in ("pyramid", "P-Net", "proposals (windows, NMS)", "R-Net crops",
+                                  "R-Net", "refine (NMS, regression)", "O-Net crops", "O-Net", "whole detect")}
+    photos = frames.wider_photos()
+    windows = [0, 0]
+    for img in photos:
+        scales = _core.pyramid_scales(*img.shape[:2], det.min_face_size, det.scale_factor)
+        levels = _core.pyramid(img, scales)
+        proposals = det.propose(img)
+        refined = det.refine(img, proposals)
+        windows[0] += len(proposals)
+        windows[1] += len(refined)
+        r_in = nchw(_core.crop_windows(img, proposals, RNET_SIZE))
+        o_in = nchw(_core.crop_windows(img, refined, ONET_SIZE))
+
+        def pnet_all():
+            with torch.inference_mode():
+                return [det.pnet(nchw(l[None])) for l in levels]
+
+        def run(net, x):
+            with torch.inference_mode():
+                return net(x)
+
+        t_pyr = median_ms(lambda: _core.pyramid(img, scales), args.repeat)
+        t_pnet = median_ms(pnet_all, args.repeat)
+        t_prop = median_ms(lambda: det.propose(img), args.repeat)
+        t_rcrop = median_ms(lambda: _core.crop_windows(img, proposals, RNET_SIZE), args.repeat)
+        t_rnet = median_ms(lambda: run(det.rnet, r_in), args.repeat)
+        t_ref = median_ms(lambda: det.refine(img, proposals), args.repeat)
+        t_ocrop = median_ms(lambda: _core.crop_windows(img, refined, ONET_SIZE), args.repeat)
+        t_onet = median_ms(lambda: run(det.onet, o_in), args.repeat)
+        t_all = median_ms(lambda: det.detect(img), args.repeat)
+        p_macs = sum(macs(eager.pnet, nchw(l[None])) for l in levels)
+        r_macs = macs(eager.rnet, r_in) if len(r_in) else 0
+        o_macs = macs(eager.onet, o_in) if len(o_in) else 0
+        for key, t, m in (
+            ("pyramid", t_pyr, 0), ("P-Net", t_pnet, p_macs),
+            ("proposals (windows, NMS)", t_prop - t_pyr - t_pnet, 0), ("R-Net crops", t_rcrop, 0),
+            ("R-Net", t_rnet, r_macs), ("refine (NMS, regression)", t_ref - t_rcrop - t_rnet, 0),
+            ("O-Net crops", t_ocrop, 0), ("O-Net", t_onet, o_macs), ("whole detect", t_all, p_macs + r_macs + o_macs),
+        ):
+            rows[key][0] += t / len(photos)
+            rows[key][1] += m // len(photos)
+    print(f"{len(photos)} photos, {args.threads} thread(s); windows per photo: "
+          f"{windows[0] / len(photos):.0f} to R-Net, {windows[1] / len(photos):.0f} to O-Net")
+    print(f"measured convolution throughput: {gmacs:.1f} GMAC/s")
+    print(f"{'stage':<28}{'ms':>8}{'MMAC':>9}{'floor ms':>10}{'x floor':>9}")
+    for key, (ms, m) in rows.items():
+        floor = m / 1e9 / gmacs * 1000
+        ratio = f"{ms / floor:>9.2f}" if floor else f"{'-':>9}"
+        print(f"{key:<28}{ms:>8.1f}{m / 1e6:>9.0f}{floor:>10.1f}{ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
