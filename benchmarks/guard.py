@@ -3,13 +3,18 @@ relative to the calibration workload measured in the same run.
 
     python benchmarks/guard.py                 # compare with benchmarks/baseline.json
     python benchmarks/guard.py --save          # (re)write the baseline from this run
-    python benchmarks/guard.py --tolerance 0.3 -k detect
+    python benchmarks/guard.py --runs 5 --tolerance 0.3 -k detect
 
 Each benchmark's median is divided by the median of `test_calibration` at the same thread count
-(1 or 2; benchmarks without a thread setting use the default, 2 here), both from this run. The
-baseline stores these ratios, never absolute times, so a machine that is uniformly slower or busier
-does not trip the guard; a benchmark whose ratio grew by more than the tolerance (default 25%)
-does. Do not run it next to another heavy job: torch's threads spin when a core is taken.
+(1 or 2; benchmarks without a thread setting use the default, 2 here), both from the same run.
+The suite runs several times (--runs, default 3) and each benchmark keeps its smallest ratio:
+on a shared machine interference only ever adds time. Measured on the 2-core benchmark machine
+with unchanged code: single runs moved single ratios by up to 65%, best-of-three by up to 31%,
+hence the default tolerance of 40%; it still catches the regressions that matter here (losing
+channels-last costs 2x). The baseline stores these ratios, never absolute times, so a machine
+that is uniformly slower or busier does not trip the guard; a benchmark whose ratio grew by more
+than the tolerance does (exit status 1).
+Do not run it next to another heavy job: torch's threads spin when a core is taken.
 """
 
 from __future__ import annotations
@@ -52,11 +57,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", action="store_true", help="write this run's ratios as the baseline")
     ap.add_argument("--baseline", type=Path, default=BASELINE)
-    ap.add_argument("--tolerance", type=float, default=0.25)
+    ap.add_argument("--tolerance", type=float, default=0.40)
+    ap.add_argument("--runs", type=int, default=3, help="suite runs; each benchmark keeps its best")
     ap.add_argument("-k", help="pytest -k expression (the calibration always runs)")
     args = ap.parse_args(argv)
     extra = ["-k", f"calibration or ({args.k})"] if args.k else []
-    now = ratios(run_suite(extra))
+    now: dict = {}
+    for _ in range(args.runs):
+        for name, r in ratios(run_suite(extra)).items():
+            now[name] = min(r, now.get(name, r))
     if args.save:
         args.baseline.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
         print(f"baseline of {len(now)} ratios written to {args.baseline}")

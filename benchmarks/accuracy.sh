@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Reproduces every figure of benchmarks/accuracy.md. Needs ../shared/data, the project venv
+# (bash .ci/run) and, for the peer rows, facenet-pytorch's venv (benchmarks/peers/facenet_pytorch.py
+# says how to make it). Predictions land in benchmarks/results/ (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=../shared/data
+OUT=benchmarks/results
+PEER=${FACENET_PYTHON:-/work/peers/facenet/bin/python}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+
+for m in 20 10; do
+  .venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --min-face-size $m --device cpu \
+    --save-predictions $OUT/mtcnn_fast_wider_min$m.jsonl --plot-dir $OUT/plots_min$m
+  if [ -x "$PEER" ]; then
+    "$PEER" benchmarks/peers/facenet_pytorch.py widerface --root $DATA/wider_val_dev \
+      --min-face-size $m --out $OUT/facenet_wider_min$m.jsonl
+    .venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --predictions $OUT/facenet_wider_min$m.jsonl
+  fi
+done
+
+.venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu \
+  --save-predictions $OUT/mtcnn_fast_landmarks.jsonl
+if [ -x "$PEER" ]; then
+  "$PEER" benchmarks/peers/facenet_pytorch.py landmarks --file $DATA/landmarks_5pt/test.jsonl \
+    --out $OUT/facenet_landmarks.jsonl
+  .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --predictions $OUT/facenet_landmarks.jsonl
+fi
