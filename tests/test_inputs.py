@@ -104,3 +104,24 @@ def test_large_frames_work(detector, astronaut):
     assert len(faces) >= 48
     tile_origins = {(int(x1 // 512), int(y1 // 512)) for x1, y1 in faces.boxes[:, :2]}
     assert len(tile_origins) == 48
+
+
+def test_non_finite_network_outputs_are_filtered_before_the_core(astronaut, monkeypatch):
+    """A corrupt network (NaN/inf outputs) drops the affected windows instead of crashing."""
+    from mtcnn_fast import FaceDetector
+
+    det = FaceDetector(device="cpu", jit=False)
+    clean = det.detect(astronaut)
+    real = det.rnet
+
+    def poisoned(x):
+        prob, reg = real(x)
+        reg = reg.clone()
+        reg[::2] = float("nan")  # every other window
+        reg[1::4, 0] = float("inf")
+        return prob, reg
+
+    monkeypatch.setattr(det, "rnet", poisoned)
+    faces = det.detect(astronaut)
+    assert faces.boxes.shape[1:] == (4,) and np.isfinite(faces.boxes).all()
+    assert len(faces) <= len(clean) + 1

@@ -56,6 +56,16 @@ class Detections:
         )
 
 
+def finite_rows(*arrays: np.ndarray):
+    """The arrays restricted to the rows (first axis) where every value of every array is
+    finite. Network outputs are finite for any valid frame; this keeps a corrupt weight file or
+    a faulty device from feeding NaN or inf boxes to the core (which would refuse them)."""
+    ok = np.ones(len(arrays[0]), bool)
+    for a in arrays:
+        ok &= np.isfinite(a).reshape(len(a), -1).all(axis=1) if a.size else ok
+    return arrays if ok.all() else tuple(a[ok] for a in arrays)
+
+
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
     """"auto" picks CUDA when available, else the CPU; asking for CUDA without it is an error."""
     if isinstance(device, str) and device == "auto":
@@ -172,7 +182,8 @@ class FaceDetector:
         found_boxes, found_scores, found_reg = [], [], []
         for scale, level in zip(scales, levels):
             prob, reg = self._run(self.pnet, level[None])
-            boxes, scores, offsets = ops.generate_windows(prob[0], reg[0], scale, self.thresholds[0])
+            windows = ops.generate_windows(prob[0], reg[0], scale, self.thresholds[0])
+            boxes, scores, offsets = finite_rows(*windows)
             keep = ops.nms(boxes, scores, NMS_PER_SCALE, "union")
             found_boxes.append(boxes[keep])
             found_scores.append(scores[keep])
@@ -191,7 +202,7 @@ class FaceDetector:
         ops = self._ops
         prob, reg = self._run(self.rnet, ops.crop_windows(img, boxes, RNET_SIZE))
         passed = prob > np.float32(self.thresholds[1])
-        boxes, scores, reg = boxes[passed], prob[passed], reg[passed]
+        boxes, scores, reg = finite_rows(boxes[passed], prob[passed], reg[passed])
         keep = ops.nms(boxes, scores, NMS_REFINE, "union")
         return ops.square(ops.calibrate(boxes[keep], reg[keep], True))
 
@@ -200,7 +211,7 @@ class FaceDetector:
         ops = self._ops
         prob, reg, points = self._run(self.onet, ops.crop_windows(img, boxes, ONET_SIZE))
         passed = prob > np.float32(self.thresholds[2])
-        boxes, scores, reg, points = boxes[passed], prob[passed], reg[passed], points[passed]
+        boxes, scores, reg, points = finite_rows(boxes[passed], prob[passed], reg[passed], points[passed])
         one = np.float32(1.0)
         # Landmarks come from the O-Net input window, before its regression.
         w = (boxes[:, 2] - boxes[:, 0] + one)[:, None]

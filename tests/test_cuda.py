@@ -1,0 +1,54 @@
+"""The CUDA path: determinism, agreement with the CPU, flat GPU memory. Skipped without a GPU."""
+
+import numpy as np
+import pytest
+import torch
+
+from mtcnn_fast import FaceDetector
+from mtcnn_fast.metrics import iou_matrix
+from support import assert_same
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    return FaceDetector(device="cuda")
+
+
+def test_cuda_results_are_deterministic(gpu, astronaut):
+    first = gpu.detect(astronaut)
+    assert len(first) == 1
+    for _ in range(3):
+        assert_same(gpu.detect(astronaut), first)
+
+
+def test_cuda_agrees_with_cpu(gpu, detector, astronaut):
+    """Tolerance: every CPU face matched at IoU >= 0.95, landmarks within 1 px, scores 1e-3."""
+    frames = [astronaut, np.ascontiguousarray(np.tile(astronaut, (2, 3, 1)))]
+    for frame in frames:
+        cpu, cuda = detector.detect(frame), gpu.detect(frame)
+        assert len(cuda) == len(cpu)
+        iou = iou_matrix(cpu.boxes, cuda.boxes)
+        j = iou.argmax(axis=1)
+        assert (iou.max(axis=1) >= 0.95).all()
+        assert np.abs(cpu.landmarks - cuda.landmarks[j]).max() <= 1.0
+        assert np.abs(cpu.scores - cuda.scores[j]).max() <= 1e-3
+
+
+def test_gpu_memory_stays_flat(gpu, astronaut):
+    frames = [np.ascontiguousarray(astronaut[: 120 + 40 * k, : 160 + 40 * k]) for k in range(8)]
+    for f in frames:
+        gpu.detect(f)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    for _ in range(40):  # 320 detections
+        for f in frames:
+            gpu.detect(f)
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() - before < 1 << 20
+
+
+def test_a_missing_cuda_device_index_is_an_error():
+    with pytest.raises(ValueError, match="CUDA device"):
+        FaceDetector(device=f"cuda:{torch.cuda.device_count()}")
