@@ -1,0 +1,139 @@
+"""Peer runner for MediaPipe face detection (PyPI `mediapipe` 0.10.21, legacy solutions API, full-range BlazeFace model).
+
+It runs in its own virtual environment (outside the repo), never in mtcnn-fast's. Create it with:
+
+    python3 -m venv /work/peers/mediapipe
+    /work/peers/mediapipe/bin/pip install "numpy<2" "protobuf>=4.25.3,<5" absl-py attrs flatbuffers \
+        matplotlib opencv-python-headless==4.10.0.84
+    /work/peers/mediapipe/bin/pip install --no-deps mediapipe==0.10.21
+
+(0.10.21 because mediapipe 1.x ships no face-detection model and no legacy `solutions` API, while
+0.10.21's cp311 manylinux wheel ships mediapipe/modules/face_detection/
+face_detection_full_range_sparse.tflite and face_detection_short_range.tflite with their CPU graphs,
+so nothing is downloaded at run time. `--no-deps` because its declared dependencies pull in jax,
+jaxlib, sentencepiece, sounddevice and the GUI build opencv-contrib-python, none of which face
+detection uses; matplotlib is kept because `mediapipe.solutions` imports it.) Then, from the repo
+root:
+
+    # speed on the shared benchmark frames (benchmarks/frames.py), on CPU
+    /work/peers/mediapipe/bin/python benchmarks/peers/peer_mediapipe_face.py speed --threads T \
+        [--sizes 640x480 1280x720 1920x1080 wider] [--repeat 10] [--json OUT.json]
+
+Protocol (the same as facenet_pytorch.py's `speed`): per size, 2 warm-up detections per frame, then
+R rounds detecting every frame once, each call timed with time.perf_counter; the median ms per frame
+is reported, and faces are counted in round 0. JSON: {"peer", "threads", "results": {size:
+{"median_ms", "faces"}}}.
+
+Settings: the graph of mp.solutions.face_detection.FaceDetection(model_selection=1,
+min_detection_confidence=0.5), i.e. face_detection_full_range_cpu.binarypb (192x192 full-range
+sparse model) with min_score_thresh=0.5, built here through SolutionBase exactly as FaceDetection
+builds it, plus one more graph option: delegate.xnnpack.num_threads=T, which is the only thread
+setting the graph has (left unset, MediaPipe's desktop default for XNNPACK is 1 thread). Every
+timed call is process(rgb) on the RGB uint8 HxWx3 array; faces = len(result.detections). Also set
+before import: OMP_NUM_THREADS=T and OPENCV_FOR_THREADS_NUM=T (for the OpenCV inside MediaPipe's
+native library, which does the resize to 192x192). MediaPipe's calculator-graph executor keeps its
+own worker threads, which this API cannot size; the graph is one sequential chain per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1]
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+SIZE_CHOICES = ["640x480", "1280x720", "1920x1080", "wider"]
+MIN_CONFIDENCE = 0.5
+
+
+def speed(detect, peer: str, args) -> None:
+    """The shared speed protocol; detect(rgb) returns the faces found (anything with len())."""
+    import frames
+
+    results = {}
+    for size in args.sizes:
+        imgs = frames.wider_photos() if size == "wider" else frames.frames(size, 3)
+        for img in imgs:  # warm-up: 2 detections per frame
+            for _ in range(2):
+                detect(img)
+        times, faces = [], 0
+        for r in range(args.repeat):
+            for img in imgs:
+                t0 = time.perf_counter()
+                found = detect(img)
+                times.append((time.perf_counter() - t0) * 1000.0)
+                if r == 0:
+                    faces += len(found)
+        results[size] = {"median_ms": statistics.median(times), "faces": faces}
+        print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(imgs)} frames x {args.repeat})",
+              file=sys.stderr, flush=True)
+
+    print(f"{peer}, {args.threads} thread(s), median ms per frame over {args.repeat} round(s)")
+    print(f"{'size':<12}{'median ms':>12}{'faces':>8}")
+    for size, res in results.items():
+        print(f"{size:<12}{res['median_ms']:>12.2f}{res['faces']:>8d}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"peer": peer, "threads": args.threads, "results": results}
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def cmd_speed(args) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ["OPENCV_FOR_THREADS_NUM"] = str(args.threads)
+    import mediapipe as mp
+    import numpy as np
+    from mediapipe.modules.face_detection import face_detection_pb2
+    from mediapipe.python.solution_base import SolutionBase
+    from mediapipe.python.solutions import face_detection as mp_face
+
+    class FullRangeFaceDetection(SolutionBase):
+        """mp.solutions.face_detection.FaceDetection(model_selection=1), with XNNPACK's thread count set."""
+
+        def __init__(self, min_detection_confidence: float, threads: int):
+            options = self.create_graph_options(face_detection_pb2.FaceDetectionOptions(), {
+                "min_score_thresh": min_detection_confidence,
+                "delegate.xnnpack.num_threads": threads,
+            })
+            super().__init__(binary_graph_path=mp_face._FULL_RANGE_GRAPH_FILE_PATH,
+                             graph_options=options, outputs=["detections"])
+
+        def process(self, image: np.ndarray):
+            return super().process(input_data={"image": image})
+
+    detector = FullRangeFaceDetection(MIN_CONFIDENCE, args.threads)
+    peer = f"mediapipe {mp.__version__} face detection (full range)"
+
+    def detect(rgb):
+        res = detector.process(np.ascontiguousarray(rgb, dtype=np.uint8))
+        return res.detections or []
+
+    try:
+        speed(detect, peer, args)
+    finally:
+        detector.close()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--sizes", nargs="+", default=SIZE_CHOICES, choices=SIZE_CHOICES)
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_speed)
+    args = ap.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Peer runner for OpenCV's Haar cascade face detector (haarcascade_frontalface_default.xml, PyPI opencv-python-headless 4.14).
+
+It runs in its own virtual environment (outside the repo), never in mtcnn-fast's. Create it with:
+
+    python3 -m venv /work/peers/opencv_haar
+    /work/peers/opencv_haar/bin/pip install opencv-python-headless==4.14.0.94 numpy
+
+(Pinned to 4.x: opencv-python-headless 5.0.0.93, the newest, has no cv2.CascadeClassifier and ships
+no cascade files. 4.14 ships cv2/data/haarcascade_frontalface_default.xml inside the wheel, so
+nothing is downloaded at run time.) Then, from the repo root:
+
+    # speed on the shared benchmark frames (benchmarks/frames.py), on CPU
+    /work/peers/opencv_haar/bin/python benchmarks/peers/peer_opencv_haar.py speed --threads T \
+        [--sizes 640x480 1280x720 1920x1080 wider] [--repeat 10] [--json OUT.json]
+
+Protocol (the same as facenet_pytorch.py's `speed`): per size, 2 warm-up detections per frame, then
+R rounds detecting every frame once, each call timed with time.perf_counter; the median ms per frame
+is reported, and faces are counted in round 0. JSON: {"peer", "threads", "results": {size:
+{"median_ms", "faces"}}}.
+
+Settings: cascade = cv2.CascadeClassifier(cv2.data.haarcascades +
+'haarcascade_frontalface_default.xml'); every timed call is cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+followed by cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20)) (the
+grayscale conversion is inside the timed call; no histogram equalisation, no maxSize). Threads:
+OMP_NUM_THREADS=T is set before cv2 is imported and cv2.setNumThreads(T) right after
+(detectMultiScale runs its scales in parallel through OpenCV's parallel_for_).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1]
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+SIZE_CHOICES = ["640x480", "1280x720", "1920x1080", "wider"]
+CASCADE = "haarcascade_frontalface_default.xml"
+
+
+def speed(detect, peer: str, args) -> None:
+    """The shared speed protocol; detect(rgb) returns the faces found (anything with len())."""
+    import frames
+
+    results = {}
+    for size in args.sizes:
+        imgs = frames.wider_photos() if size == "wider" else frames.frames(size, 3)
+        for img in imgs:  # warm-up: 2 detections per frame
+            for _ in range(2):
+                detect(img)
+        times, faces = [], 0
+        for r in range(args.repeat):
+            for img in imgs:
+                t0 = time.perf_counter()
+                found = detect(img)
+                times.append((time.perf_counter() - t0) * 1000.0)
+                if r == 0:
+                    faces += len(found)
+        results[size] = {"median_ms": statistics.median(times), "faces": faces}
+        print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(imgs)} frames x {args.repeat})",
+              file=sys.stderr, flush=True)
+
+    print(f"{peer}, {args.threads} thread(s), median ms per frame over {args.repeat} round(s)")
+    print(f"{'size':<12}{'median ms':>12}{'faces':>8}")
+    for size, res in results.items():
+        print(f"{size:<12}{res['median_ms']:>12.2f}{res['faces']:>8d}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"peer": peer, "threads": args.threads, "results": results}
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def cmd_speed(args) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    path = cv2.data.haarcascades + CASCADE
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise SystemExit(f"cannot load {path}")
+    peer = f"OpenCV {cv2.__version__} Haar ({CASCADE[:-4]})"
+
+    def detect(rgb):
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
+
+    speed(detect, peer, args)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--sizes", nargs="+", default=SIZE_CHOICES, choices=SIZE_CHOICES)
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_speed)
+    args = ap.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
