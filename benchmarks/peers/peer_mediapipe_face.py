@@ -1,4 +1,4 @@
-"""Peer runner for MediaPipe face detection (PyPI `mediapipe` 0.10.21, legacy solutions API, full-range BlazeFace model).
+"""Peer runner for MediaPipe face detection (PyPI `mediapipe` 0.10.21, legacy solutions graph, full-range BlazeFace model).
 
 It runs in its own virtual environment (outside the repo), never in mtcnn-fast's. Create it with:
 
@@ -26,13 +26,22 @@ is reported, and faces are counted in round 0. JSON: {"peer", "threads", "result
 
 Settings: the graph of mp.solutions.face_detection.FaceDetection(model_selection=1,
 min_detection_confidence=0.5), i.e. face_detection_full_range_cpu.binarypb (192x192 full-range
-sparse model) with min_score_thresh=0.5, built here through SolutionBase exactly as FaceDetection
-builds it, plus one more graph option: delegate.xnnpack.num_threads=T, which is the only thread
-setting the graph has (left unset, MediaPipe's desktop default for XNNPACK is 1 thread). Every
-timed call is process(rgb) on the RGB uint8 HxWx3 array; faces = len(result.detections). Also set
-before import: OMP_NUM_THREADS=T and OPENCV_FOR_THREADS_NUM=T (for the OpenCV inside MediaPipe's
-native library, which does the resize to 192x192). MediaPipe's calculator-graph executor keeps its
-own worker threads, which this API cannot size; the graph is one sequential chain per frame.
+sparse model), run through mediapipe's SolutionBase like FaceDetection runs it; every timed call is
+process(rgb) on the RGB uint8 HxWx3 array, and faces = len(result.detections).
+
+FaceDetection itself cannot apply min_detection_confidence (nor any thread setting): SolutionBase
+writes its graph options into the graph only after the subgraphs have been expanded, so they never
+reach the nodes, and the graph's built-in min_score_thresh of 0.6 stays in force whatever is passed
+(upstream issue google-ai-edge/mediapipe#3896; checked here: 0.1, 0.5 and 0.9 give the same faces).
+So this runner expands the graph itself (ValidatedGraphConfig), sets the two options on the expanded
+nodes, and hands that config to SolutionBase:
+  - TensorsToDetectionsCalculator: min_score_thresh = 0.5 (min_detection_confidence 0.5);
+  - InferenceCalculatorCpu: delegate.xnnpack.num_threads = T, the only thread setting of the model
+    (left unset, MediaPipe's desktop default for XNNPACK is 1 thread).
+Also set before import: OMP_NUM_THREADS=T and OPENCV_FOR_THREADS_NUM=T (for the OpenCV inside
+MediaPipe's native library, which does the resize to 192x192). MediaPipe's calculator-graph
+executor keeps its own worker threads, which this API cannot size; the graph is one sequential
+chain per frame.
 """
 
 from __future__ import annotations
@@ -86,34 +95,58 @@ def speed(detect, peer: str, args) -> None:
         out.write_text(json.dumps(payload, indent=2) + "\n")
 
 
+def full_range_graph(min_score_thresh: float, threads: int):
+    """The expanded CPU graph of FaceDetection(model_selection=1), with the score threshold and the
+    XNNPACK thread count set on its nodes (see the module docstring for why not via graph options)."""
+    import mediapipe
+    from mediapipe.calculators.tensor import inference_calculator_pb2, tensors_to_detections_calculator_pb2
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.python._framework_bindings import resource_util, validated_graph_config
+    from mediapipe.python.solutions import face_detection as mp_face
+
+    root = Path(mediapipe.__file__).resolve().parent.parent
+    resource_util.set_resource_dir(str(root))
+    validated = validated_graph_config.ValidatedGraphConfig()
+    validated.initialize(binary_graph_path=str(root / mp_face._FULL_RANGE_GRAPH_FILE_PATH))
+    config = calculator_pb2.CalculatorGraphConfig()
+    config.ParseFromString(validated.binary_config)
+
+    wanted = {
+        "InferenceCalculatorCpu": inference_calculator_pb2.InferenceCalculatorOptions,
+        "TensorsToDetectionsCalculator": tensors_to_detections_calculator_pb2.TensorsToDetectionsCalculatorOptions,
+    }
+    done = set()
+    for node in config.node:
+        options_type = wanted.get(node.calculator)
+        if options_type is None:
+            continue
+        for any_options in node.node_options:
+            if any_options.Is(options_type.DESCRIPTOR):
+                options = options_type()
+                any_options.Unpack(options)
+                if node.calculator == "InferenceCalculatorCpu":
+                    options.delegate.xnnpack.num_threads = threads
+                else:
+                    options.min_score_thresh = min_score_thresh
+                any_options.Pack(options)
+                done.add(node.calculator)
+    if done != set(wanted):
+        raise RuntimeError(f"graph layout changed: set options on {sorted(done)} only")
+    return config
+
+
 def cmd_speed(args) -> None:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENCV_FOR_THREADS_NUM"] = str(args.threads)
     import mediapipe as mp
     import numpy as np
-    from mediapipe.modules.face_detection import face_detection_pb2
     from mediapipe.python.solution_base import SolutionBase
-    from mediapipe.python.solutions import face_detection as mp_face
 
-    class FullRangeFaceDetection(SolutionBase):
-        """mp.solutions.face_detection.FaceDetection(model_selection=1), with XNNPACK's thread count set."""
-
-        def __init__(self, min_detection_confidence: float, threads: int):
-            options = self.create_graph_options(face_detection_pb2.FaceDetectionOptions(), {
-                "min_score_thresh": min_detection_confidence,
-                "delegate.xnnpack.num_threads": threads,
-            })
-            super().__init__(binary_graph_path=mp_face._FULL_RANGE_GRAPH_FILE_PATH,
-                             graph_options=options, outputs=["detections"])
-
-        def process(self, image: np.ndarray):
-            return super().process(input_data={"image": image})
-
-    detector = FullRangeFaceDetection(MIN_CONFIDENCE, args.threads)
+    detector = SolutionBase(graph_config=full_range_graph(MIN_CONFIDENCE, args.threads), outputs=["detections"])
     peer = f"mediapipe {mp.__version__} face detection (full range)"
 
     def detect(rgb):
-        res = detector.process(np.ascontiguousarray(rgb, dtype=np.uint8))
+        res = detector.process(input_data={"image": np.ascontiguousarray(rgb, dtype=np.uint8)})
         return res.detections or []
 
     try:
