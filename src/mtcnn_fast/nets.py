@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Tuple, Union
 
 import numpy as np
 import torch
@@ -156,11 +156,3 @@ def compile_net(net: nn.Module, jit: bool = True) -> nn.Module:
         scripted = torch.jit.script(net)
         freeze = getattr(torch.jit, "freeze", None)
         return freeze(scripted) if freeze is not None else scripted
-
-
-def to_numpy_state(net: nn.Module) -> Dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
-
-
-def parameter_count(net: Optional[nn.Module]) -> int:
-    return sum(p.numel() for p in net.parameters()) if net is not None else 0
