@@ -3,7 +3,6 @@ match the ground truth, the two backends agree exactly, and the pipeline agrees 
 independent plain implementation of the original (tests/independent_mtcnn.py)."""
 
 import numpy as np
-import pytest
 
 import independent_mtcnn
 from support import WIDER_VAL, read_rgb

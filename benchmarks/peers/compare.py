@@ -71,7 +71,7 @@ def main(argv=None) -> int:
             print(f"done: {name} @{threads}t", file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=2) + "\n")
-    print(f"median ms per frame (faces found); ratio = facenet-pytorch / mtcnn-fast at the same threads")
+    print("median ms per frame (faces found); ratio = facenet-pytorch / mtcnn-fast at the same threads")
     print(f"{'implementation':<{NAME_WIDTH}}" + "".join(f"{s:>20}" for s in args.sizes))
     for key, res in table.items():
         print(f"{key:<{NAME_WIDTH}}" + "".join(
