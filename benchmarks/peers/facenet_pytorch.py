@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -55,6 +54,7 @@ import torch  # noqa: E402
 from facenet_pytorch import MTCNN  # noqa: E402
 
 import frames  # noqa: E402
+from speed_protocol import add_speed_options, speed  # noqa: E402
 
 PEER = "facenet-pytorch 2.6.0"
 PAD = 40
@@ -146,34 +146,7 @@ def cmd_landmarks(args) -> None:
 def cmd_speed(args) -> None:
     torch.set_num_threads(args.threads)
     detector = make_detector(args.min_face_size, args.thresholds)
-    results = {}
-    for size in args.sizes:
-        imgs = frames.wider_photos() if size == "wider" else frames.frames(size, 3)
-        for img in imgs:  # warm-up: 2 detections per frame
-            for _ in range(2):
-                detect(detector, img)
-        times, faces = [], 0
-        for r in range(args.repeat):
-            for img in imgs:
-                t0 = time.perf_counter()
-                boxes, _, _ = detect(detector, img)
-                times.append((time.perf_counter() - t0) * 1000.0)
-                if r == 0:
-                    faces += len(boxes)
-        results[size] = {"median_ms": statistics.median(times), "faces": faces}
-        print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(imgs)} frames x {args.repeat})",
-              file=sys.stderr, flush=True)
-
-    print(f"{PEER}, {args.threads} thread(s), median ms per frame over {args.repeat} round(s)")
-    print(f"{'size':<12}{'median ms':>12}{'faces':>8}")
-    for size, res in results.items():
-        print(f"{size:<12}{res['median_ms']:>12.2f}{res['faces']:>8d}")
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"peer": PEER, "threads": args.threads, "results": results}
-        out.write_text(json.dumps(payload, indent=2) + "\n")
-
+    speed(lambda img: detect(detector, img)[0], PEER, args)
 
 def main(argv=None) -> None:
     torch.set_num_interop_threads(1)  # must precede any parallel work
@@ -199,11 +172,7 @@ def main(argv=None) -> None:
     p.set_defaults(func=cmd_landmarks)
 
     p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
-    p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--sizes", nargs="+", default=["640x480", "1280x720", "1920x1080", "wider"],
-                   choices=list(frames.SIZES) + ["wider"])
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--json")
+    add_speed_options(p)
     detector_opts(p)
     p.set_defaults(func=cmd_speed)
 

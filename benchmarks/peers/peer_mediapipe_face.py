@@ -47,52 +47,17 @@ chain per frame.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1]
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-SIZE_CHOICES = ["640x480", "1280x720", "1920x1080", "wider"]
+from speed_protocol import add_speed_options, speed  # noqa: E402
+
 MIN_CONFIDENCE = 0.5
-
-
-def speed(detect, peer: str, args) -> None:
-    """The shared speed protocol; detect(rgb) returns the faces found (anything with len())."""
-    import frames
-
-    results = {}
-    for size in args.sizes:
-        imgs = frames.wider_photos() if size == "wider" else frames.frames(size, 3)
-        for img in imgs:  # warm-up: 2 detections per frame
-            for _ in range(2):
-                detect(img)
-        times, faces = [], 0
-        for r in range(args.repeat):
-            for img in imgs:
-                t0 = time.perf_counter()
-                found = detect(img)
-                times.append((time.perf_counter() - t0) * 1000.0)
-                if r == 0:
-                    faces += len(found)
-        results[size] = {"median_ms": statistics.median(times), "faces": faces}
-        print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(imgs)} frames x {args.repeat})",
-              file=sys.stderr, flush=True)
-
-    print(f"{peer}, {args.threads} thread(s), median ms per frame over {args.repeat} round(s)")
-    print(f"{'size':<12}{'median ms':>12}{'faces':>8}")
-    for size, res in results.items():
-        print(f"{size:<12}{res['median_ms']:>12.2f}{res['faces']:>8d}")
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"peer": peer, "threads": args.threads, "results": results}
-        out.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def full_range_graph(min_score_thresh: float, threads: int):
@@ -159,10 +124,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
-    p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--sizes", nargs="+", default=SIZE_CHOICES, choices=SIZE_CHOICES)
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--json")
+    add_speed_options(p)
     p.set_defaults(func=cmd_speed)
     args = ap.parse_args(argv)
     args.func(args)
