@@ -256,13 +256,22 @@ py::array_t<float> square(const py::object& boxes_obj) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtcnn-fast C++ core: pyramid, crops, window generation, NMS, box regression.";
   m.def("pyramid_scales", &pyramid_scales, py::arg("height"), py::arg("width"),
-        py::arg("min_face_size"), py::arg("factor"));
-  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"));
-  m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"));
+        py::arg("min_face_size"), py::arg("factor"),
+        "Pyramid scales 12 / min_face_size * factor**k while min(height, width) * scale >= 12.");
+  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"),
+        "Each level: the uint8 (H, W, 3) image resized bilinearly to ceil(H*s) x ceil(W*s),\n"
+        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3).");
+  m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"),
+        "Windows (1-based inclusive pixel numbers, truncated), zero-filled outside the image,\n"
+        "resized to size x size and normalised: float32 (N, size, size, 3).");
   m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
-        py::arg("scale"), py::arg("threshold"));
+        py::arg("scale"), py::arg("threshold"),
+        "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).");
   m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("threshold"),
-        py::arg("mode") = "union");
-  m.def("calibrate", &calibrate, py::arg("boxes"), py::arg("reg"), py::arg("plus_one"));
-  m.def("square", &square, py::arg("boxes"));
+        py::arg("mode") = "union",
+        "Greedy NMS with +1 areas ('union' or 'min' overlap); kept indices, best first.");
+  m.def("calibrate", &calibrate, py::arg("boxes"), py::arg("reg"), py::arg("plus_one"),
+        "Box regression with w = x2 - x1 (+ 1 when plus_one).");
+  m.def("square", &square, py::arg("boxes"),
+        "Squares boxes about their centres (side = max(w, h)) and truncates toward zero.");
 }
