@@ -8,7 +8,8 @@ Coordinates are the original networks' outputs unchanged: 0-based pixel coordina
 of the WIDER FACE annotations the networks were trained on.
 """
 
+from .align import align, crop
 from .detector import Detections, FaceDetector
 
-__all__ = ["FaceDetector", "Detections", "__version__"]
+__all__ = ["FaceDetector", "Detections", "align", "crop", "__version__"]
 __version__ = "0.1.0"
