@@ -51,11 +51,14 @@ def faces_to_json(faces) -> List[dict]:
 
 
 def expand_inputs(paths: Sequence[str]) -> List[Path]:
-    """Image files as given, and the image files inside any folder given (sorted, recursive)."""
+    """Files as given, and the image and video files inside any folder given (sorted, recursive)."""
+    from .video import VIDEO_SUFFIXES
+
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES))
+            wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in wanted))
         else:
             out.append(p)
     return out
@@ -68,37 +71,91 @@ def _detector(args):
                         scale_factor=args.scale_factor, device=args.device)
 
 
+def _print_faces(name: str, faces_json) -> None:
+    print(f"{name}: {len(faces_json)} face(s)")
+    for f in faces_json:
+        x1, y1, x2, y2 = f["box"]
+        print(f"  box {x1:.1f} {y1:.1f} {x2:.1f} {y2:.1f}  score {f['score']:.4f}")
+
+
+def _detect_video(det, path: Path, out: Optional[Path], args, jsonl) -> List[dict]:
+    """Every frame of a video: per-frame records, an annotated video when asked for."""
+    from ._progress import Progress
+    from .video import open_capture
+
+    cap = open_capture(path)
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.release()
+    writer, records = None, []
+    with Progress(total, path.name) as bar:
+        for index, (rgb, faces) in enumerate(det.stream(path)):
+            rec = {"image": str(path), "frame": index, "width": rgb.shape[1], "height": rgb.shape[0],
+                   "faces": faces_to_json(faces)}
+            records.append(rec)
+            if jsonl is not None:
+                jsonl.write(json.dumps(rec) + "\n")
+            if out is not None:
+                if writer is None:
+                    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if out.suffix.lower() == ".avi" else "mp4v"))
+                    writer = cv2.VideoWriter(str(out), fourcc, fps, (rgb.shape[1], rgb.shape[0]))
+                    if not writer.isOpened():
+                        raise ValueError(f"cannot write video {out}")
+                writer.write(annotate(rgb, faces))
+            bar.update()
+    if writer is not None:
+        writer.release()
+    if not args.json:
+        found = sum(len(r["faces"]) for r in records)
+        print(f"{path}: {len(records)} frame(s), {found} face(s) in all")
+    return records
+
+
 def cmd_detect(args) -> int:
-    images = expand_inputs(args.images)
-    if not images:
+    from ._progress import Progress
+    from .video import is_video
+
+    inputs = expand_inputs(args.images)
+    if not inputs:
         print("error: no images found", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else None
-    many = len(images) > 1
+    many = len(inputs) > 1
     if out is not None and many:
         out.mkdir(parents=True, exist_ok=True)
     det = _detector(args)
+    jsonl = open(args.jsonl, "w") if args.jsonl else None
     results, status = [], 0
-    for path in images:
-        try:
-            rgb = read_rgb(path)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            status = 1
-            continue
-        faces = det.detect(rgb)
-        results.append({"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
-                        "faces": faces_to_json(faces)})
-        if out is not None:
-            target = out / f"{path.stem}_faces.jpg" if many else out
-            if not cv2.imwrite(str(target), annotate(rgb, faces)):
-                print(f"error: cannot write {target}", file=sys.stderr)
-                status = 1
-        if not args.json:
-            print(f"{path}: {len(faces)} face(s)")
-            for f in results[-1]["faces"]:
-                x1, y1, x2, y2 = f["box"]
-                print(f"  box {x1:.1f} {y1:.1f} {x2:.1f} {y2:.1f}  score {f['score']:.4f}")
+    try:
+        with Progress(len(inputs), "images", enabled=None if many else False) as bar:
+            for path in inputs:
+                bar.update()
+                if is_video(path):
+                    target = (out / f"{path.stem}_faces.mp4" if many else out) if out else None
+                    results.extend(_detect_video(det, path, target, args, jsonl))
+                    continue
+                try:
+                    rgb = read_rgb(path)
+                except ValueError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    status = 1
+                    continue
+                faces = det.detect(rgb)
+                rec = {"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
+                       "faces": faces_to_json(faces)}
+                results.append(rec)
+                if jsonl is not None:
+                    jsonl.write(json.dumps(rec) + "\n")
+                if out is not None:
+                    target = out / f"{path.stem}_faces.jpg" if many else out
+                    if not cv2.imwrite(str(target), annotate(rgb, faces)):
+                        print(f"error: cannot write {target}", file=sys.stderr)
+                        status = 1
+                if not args.json:
+                    _print_faces(str(path), rec["faces"])
+    finally:
+        if jsonl is not None:
+            jsonl.close()
     if args.json:
         print(json.dumps(results))
     return status
@@ -212,10 +269,11 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtcnn-fast", description="MTCNN face detection.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("detect", help="detect faces in images or folders of images")
-    p.add_argument("images", nargs="+", help="image files or folders")
+    p = sub.add_parser("detect", help="detect faces in images, videos or folders of them")
+    p.add_argument("images", nargs="+", help="image or video files, or folders")
     p.add_argument("--json", action="store_true", help="print results as JSON")
-    p.add_argument("--output", help="annotated image (one input) or folder (several inputs)")
+    p.add_argument("--jsonl", help="also write one JSON line per image or video frame to this file")
+    p.add_argument("--output", help="annotated image or video (one input) or folder (several inputs)")
     _add_settings(p)
     p.set_defaults(func=cmd_detect)
     p = sub.add_parser("demo", help="run on the bundled sample photo")

@@ -156,6 +156,16 @@ class FaceDetector:
             return [self._detect_one(f) for f in as_frame_list(frames, bgr)]
         return self._detect_one(as_rgb_frame(frames, bgr))
 
+    def stream(self, source, *, bgr: bool = False):
+        """Detects faces frame by frame in a video file (path), a camera (index) or any iterable
+        of frames, yielding (frame, Detections) pairs as they come. Frames decoded from files and
+        cameras are RGB; the frames of an iterable are in the order `bgr` says."""
+        from .video import decodes, frames_from
+
+        order_bgr = bgr and not decodes(source)
+        for frame in frames_from(source):
+            yield frame, self._detect_one(as_rgb_frame(frame, order_bgr))
+
     # The cascade, one frame at a time. Each stage is public so that it can be measured alone.
     def _detect_one(self, img: np.ndarray) -> Detections:
         boxes = self.propose(img)

@@ -1,0 +1,68 @@
+"""Videos and streams: FaceDetector.stream and `mtcnn-fast detect VIDEO`."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from mtcnn_fast.cli import main
+from support import assert_same
+
+
+@pytest.fixture(scope="module")
+def pan_frames(astronaut):
+    """A slow pan over the photo: 8 frames of 320 x 320, 8 px apart."""
+    return [np.ascontiguousarray(astronaut[20:340, 8 * k : 8 * k + 320]) for k in range(8)]
+
+
+@pytest.fixture(scope="module")
+def pan_video(tmp_path_factory, pan_frames):
+    path = tmp_path_factory.mktemp("video") / "pan.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
+    assert writer.isOpened()
+    for f in pan_frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def test_stream_over_a_video_file_finds_the_face_in_every_frame(detector, pan_video):
+    seen = list(detector.stream(pan_video))
+    assert len(seen) == 8
+    for frame, faces in seen:
+        assert frame.shape == (320, 320, 3)
+        assert len(faces) == 1 and faces.scores[0] > 0.99
+        assert_same(faces, detector.detect(frame))
+    # The pan moves the face left by 8 px a frame (JPEG-compressed frames and the pyramid grid
+    # jitter single steps by a few pixels).
+    xs = np.array([faces.boxes[0, 0] for _, faces in seen])
+    assert abs(xs[-1] - xs[0] + 56) < 4 and np.all(np.abs(np.diff(xs) + 8) < 5)
+
+
+def test_stream_over_an_iterable_matches_detect(detector, pan_frames):
+    for (frame, faces), original in zip(detector.stream(iter(pan_frames)), pan_frames):
+        assert frame is original
+        assert_same(faces, detector.detect(original))
+    bgr = (np.ascontiguousarray(f[:, :, ::-1]) for f in pan_frames[:2])
+    for (_, faces), original in zip(detector.stream(bgr, bgr=True), pan_frames):
+        assert_same(faces, detector.detect(original))
+
+
+def test_stream_on_a_missing_file_is_a_value_error(detector, tmp_path):
+    with pytest.raises(ValueError, match="no such video"):
+        next(detector.stream(tmp_path / "missing.mp4"))
+
+
+def test_command_line_on_a_video_writes_json_lines_and_an_annotated_video(pan_video, tmp_path, capsys):
+    out, lines = tmp_path / "annotated.avi", tmp_path / "faces.jsonl"
+    assert main(["detect", str(pan_video), "--device", "cpu", "--output", str(out), "--jsonl", str(lines)]) == 0
+    assert "8 frame(s), 8 face(s)" in capsys.readouterr().out
+    records = [json.loads(l) for l in lines.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(8))
+    assert all(len(r["faces"]) == 1 for r in records)
+    cap = cv2.VideoCapture(str(out))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == 8
