@@ -66,3 +66,25 @@ def test_command_line_on_a_video_writes_json_lines_and_an_annotated_video(pan_vi
     while cap.read()[0]:
         count += 1
     assert count == 8
+
+
+def test_tracking_follows_the_face_without_p_net(detector, pan_frames, monkeypatch):
+    full = [faces for _, faces in detector.stream(pan_frames)]
+    calls = []
+    real = detector.propose
+    monkeypatch.setattr(detector, "propose", lambda img: calls.append(1) or real(img))
+    tracked = [faces for _, faces in detector.stream(pan_frames, track=3)]
+    assert len(calls) == 2  # frames 0 and 4 run the full cascade; the others only R/O-Net
+    from mtcnn_fast.metrics import iou_matrix
+
+    for a, b in zip(full, tracked):
+        assert len(b) == 1 and iou_matrix(a.boxes, b.boxes)[0, 0] > 0.8
+
+
+def test_tracking_falls_back_to_full_detection_when_faces_are_lost(detector, pan_frames):
+    blank = np.zeros_like(pan_frames[0])
+    frames = [pan_frames[0], blank, pan_frames[1]]
+    got = [len(faces) for _, faces in detector.stream(frames, track=5)]
+    assert got == [1, 0, 1]
+    with pytest.raises(ValueError, match="track"):
+        next(detector.stream(frames, track=-1))

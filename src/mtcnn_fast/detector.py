@@ -156,15 +156,40 @@ class FaceDetector:
             return [self._detect_one(f) for f in as_frame_list(frames, bgr)]
         return self._detect_one(as_rgb_frame(frames, bgr))
 
-    def stream(self, source, *, bgr: bool = False):
+    def stream(self, source, *, bgr: bool = False, track: int = 0):
         """Detects faces frame by frame in a video file (path), a camera (index) or any iterable
         of frames, yielding (frame, Detections) pairs as they come. Frames decoded from files and
-        cameras are RGB; the frames of an iterable are in the order `bgr` says."""
+        cameras are RGB; the frames of an iterable are in the order `bgr` says.
+
+        track=K (K >= 1) turns on tracking: between full detections, a frame skips P-Net and
+        only re-checks the previous frame's faces with R-Net and O-Net (their boxes squared, as
+        P-Net's windows would be). A full detection runs on the first frame, after K tracked
+        frames, and whenever tracking keeps fewer faces than the previous frame had. New faces
+        therefore appear up to K frames late; benchmarks/tracking.py measures the trade."""
         from .video import decodes, frames_from
 
+        if isinstance(track, bool) or not isinstance(track, int) or track < 0:
+            raise ValueError(f"track must be an integer >= 0, got {track!r}")
         order_bgr = bgr and not decodes(source)
+        previous, tracked = None, 0
         for frame in frames_from(source):
-            yield frame, self._detect_one(as_rgb_frame(frame, order_bgr))
+            img = as_rgb_frame(frame, order_bgr)
+            faces = None
+            if track and previous is not None and len(previous) and tracked < track:
+                faces = self._track(img, previous)
+                tracked += 1
+                if len(faces) < len(previous):
+                    faces = None
+            if faces is None:
+                faces, tracked = self._detect_one(img), 0
+            previous = faces
+            yield frame, faces
+
+    def _track(self, img: np.ndarray, previous: Detections) -> Detections:
+        """R-Net and O-Net on the previous frame's faces, without P-Net."""
+        boxes = self._ops.square(np.ascontiguousarray(previous.boxes, np.float32))
+        boxes = self.refine(img, boxes)
+        return self.output(img, boxes) if len(boxes) else Detections.empty()
 
     # The cascade, one frame at a time. Each stage is public so that it can be measured alone.
     def _detect_one(self, img: np.ndarray) -> Detections:
