@@ -27,6 +27,17 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write the results here as JSON")
 
 
+def speed_main(cmd_speed: Callable, description: str, argv=None) -> None:
+    """The command line every peer runner has: `<runner> speed --threads T ...`, handed to
+    cmd_speed(args)."""
+    ap = argparse.ArgumentParser(description=description)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
+    add_speed_options(p)
+    args = ap.parse_args(argv)
+    cmd_speed(args)
+
+
 def speed(detect: Callable, peer: str, args) -> dict:
     """Times detect(rgb) (returning anything with len(): the faces) under the protocol; prints
     a table, writes args.json if given, returns {size: {"median_ms", "faces"}}."""

@@ -3,20 +3,14 @@ name next to benchmarks/)."""
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mtcnn_fast import Detections
+from mtcnn_fast._input import read_rgb  # noqa: F401  (the tests' image reader)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 WIDER_VAL = SHARED_DATA / "wider_val_dev"
-
-
-def read_rgb(path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert img is not None, path
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def assert_same(a: Detections, b: Detections):

@@ -29,7 +29,6 @@ single-threaded; --threads is accepted and recorded in the JSON for the table, b
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1]
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-from speed_protocol import add_speed_options, speed  # noqa: E402
+from speed_protocol import speed, speed_main  # noqa: E402
 
 UPSAMPLE = 1
 
@@ -58,14 +57,8 @@ def cmd_speed(args) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
-    add_speed_options(p)  # --threads is recorded only: dlib's HOG detector is single-threaded
-    p.set_defaults(func=cmd_speed)
-    args = ap.parse_args(argv)
-    args.func(args)
-
+    # --threads is recorded only: dlib's HOG detector is single-threaded.
+    speed_main(cmd_speed, __doc__.splitlines()[0], argv)
 
 if __name__ == "__main__":
     main()

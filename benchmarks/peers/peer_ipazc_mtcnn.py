@@ -30,7 +30,6 @@ silences its log; oneDNN is left at TensorFlow's default.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -39,7 +38,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1]
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-from speed_protocol import add_speed_options, speed  # noqa: E402
+from speed_protocol import speed, speed_main  # noqa: E402
 
 PEER = "ipazc mtcnn 1.0.0 (tensorflow-cpu)"
 SETTINGS = dict(min_face_size=20, scale_factor=0.709, threshold_pnet=0.6, threshold_rnet=0.7, threshold_onet=0.7)
@@ -67,13 +66,7 @@ def cmd_speed(args) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
-    add_speed_options(p)
-    p.set_defaults(func=cmd_speed)
-    args = ap.parse_args(argv)
-    args.func(args)
+    speed_main(cmd_speed, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ chain per frame.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -55,7 +54,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1]
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-from speed_protocol import add_speed_options, speed  # noqa: E402
+from speed_protocol import speed, speed_main  # noqa: E402
 
 MIN_CONFIDENCE = 0.5
 
@@ -121,13 +120,7 @@ def cmd_speed(args) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
-    add_speed_options(p)
-    p.set_defaults(func=cmd_speed)
-    args = ap.parse_args(argv)
-    args.func(args)
+    speed_main(cmd_speed, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ OMP_NUM_THREADS=T is set before cv2 is imported and cv2.setNumThreads(T) right a
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1]
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-from speed_protocol import add_speed_options, speed  # noqa: E402
+from speed_protocol import speed, speed_main  # noqa: E402
 
 CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -61,13 +60,7 @@ def cmd_speed(args) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
-    add_speed_options(p)
-    p.set_defaults(func=cmd_speed)
-    args = ap.parse_args(argv)
-    args.func(args)
+    speed_main(cmd_speed, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

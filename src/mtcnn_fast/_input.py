@@ -22,6 +22,16 @@ import numpy as np
 CHANNELS = (1, 3, 4)
 
 
+def read_rgb(path) -> np.ndarray:
+    """Reads an image file as an RGB uint8 array; ValueError if it cannot be read."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read an image from {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def _to_numpy(frame, name: str) -> np.ndarray:
     if frame is None:
         raise TypeError(f"{name} is None: pass an H x W x 3 uint8 numpy array")

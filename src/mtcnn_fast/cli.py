@@ -12,19 +12,14 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from ._input import read_rgb
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def sample_image_path() -> Path:
     """The bundled sample photo (NASA portrait of Eileen Collins, public domain)."""
     return Path(str(resources.files("mtcnn_fast") / "data" / "astronaut.png"))
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read an image from {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def annotate(rgb: np.ndarray, faces) -> np.ndarray:

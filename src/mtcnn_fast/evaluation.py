@@ -277,7 +277,7 @@ def detect_all(detect: Callable[[np.ndarray], object], images: Sequence[Tuple[st
                progress: bool = True, label: str = "detecting") -> Dict[str, Prediction]:
     """Runs `detect(rgb) -> Detections` over (key, path) pairs."""
     from ._progress import Progress
-    from .cli import read_rgb
+    from ._input import read_rgb
 
     out = {}
     with Progress(len(images), label, enabled=None if progress else False) as bar:
