@@ -3,7 +3,8 @@
 Frames of 640x480, 1280x720 and 1920x1080 are cut from real photos: a photo is scaled (OpenCV's
 area kernel when shrinking, bilinear when enlarging) so that it covers the frame, then centre-
 cropped. The photos are a fixed list of WIDER FACE validation images (../shared/data) when present,
-else the bundled astronaut photo. Depends only on numpy and OpenCV, so peer venvs can import it.
+else the bundled astronaut photo (tiled 2 x 2). Depends only on numpy and OpenCV, so peer venvs
+can import it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def wider_photo_paths() -> List[Path]:
 
 
 def source_photos() -> List[np.ndarray]:
-    """The photos frames are made from: the fixed WIDER list, else the bundled astronaut."""
-    paths = wider_photo_paths() or [ASTRONAUT]
+    """The photos frames are made from: the fixed WIDER list, else the bundled astronaut tiled
+    2 x 2 (a single 512 x 512 portrait cropped to 16:9 would lose its face; tiled, every frame
+    size keeps at least one face)."""
+    paths = wider_photo_paths()
+    if not paths:
+        return [np.ascontiguousarray(np.tile(read_rgb(ASTRONAUT), (2, 2, 1)))]
     return [read_rgb(p) for p in paths]
 
 
@@ -63,5 +68,5 @@ def frames(size: str, count: int = 3) -> List[np.ndarray]:
 
 
 def wider_photos(count: int = 10) -> List[np.ndarray]:
-    """The fixed WIDER photos at their own size (about 1024 x 700); the astronaut if absent."""
+    """The fixed WIDER photos at their own size (about 1024 x 700); the tiled astronaut if absent."""
     return source_photos()[:count]
