@@ -63,7 +63,7 @@ def _detector(args):
     from . import FaceDetector
 
     return FaceDetector(min_face_size=args.min_face_size, thresholds=tuple(args.thresholds),
-                        scale_factor=args.scale_factor, device=args.device)
+                        scale_factor=args.scale_factor, device=args.device, weights=args.weights)
 
 
 def _print_faces(name: str, faces_json) -> None:
@@ -259,6 +259,7 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
                    metavar=("P", "R", "O"), help="stage score thresholds (0.6 0.7 0.7)")
     p.add_argument("--scale-factor", type=float, default=0.709, help="pyramid ratio (0.709)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+    p.add_argument("--weights", help="folder holding pnet.npz, rnet.npz and onet.npz (default: the original weights)")
 
 
 def build_parser() -> argparse.ArgumentParser:
