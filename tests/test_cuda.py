@@ -52,3 +52,20 @@ def test_gpu_memory_stays_flat(gpu, astronaut):
 def test_a_missing_cuda_device_index_is_an_error():
     with pytest.raises(ValueError, match="CUDA device"):
         FaceDetector(device=f"cuda:{torch.cuda.device_count()}")
+
+
+def test_cuda_batch_gives_each_frame_its_own_result(gpu, astronaut):
+    frames = [astronaut, np.ascontiguousarray(np.tile(astronaut, (2, 3, 1))[:700, :1000]),
+              np.ascontiguousarray(astronaut[300:, 280:])]
+    alone = [gpu.detect(f) for f in frames]
+    for got, want in zip(gpu.detect(frames), alone):
+        assert_same(got, want)
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_cuda_reduced_precision_finds_the_same_face(precision, gpu, astronaut):
+    half = FaceDetector(device="cuda", precision=precision)
+    want, got = gpu.detect(astronaut), half.detect(astronaut)
+    assert len(got) == len(want) == 1
+    assert np.abs(got.boxes - want.boxes).max() < 3.0
+    assert np.abs(got.landmarks - want.landmarks).max() < 3.0

@@ -31,6 +31,12 @@ NMS_REFINE = 0.7
 NMS_OUTPUT = 0.7
 RNET_SIZE = 24
 ONET_SIZE = 48
+# Batches: frames whose R-Net and O-Net windows share a forward pass; rows per forward pass and
+# the multiple they are padded to (see FaceDetector._run).
+BATCH_FRAMES = 16
+MAX_ROWS = 8192
+ROW_MULTIPLE = 4
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,19 @@ def resolve_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
+def check_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The torch dtype for a precision name, refused where the device cannot run it natively."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if precision == "float16" and device.type != "cuda":
+        raise ValueError("precision 'float16' runs on CUDA only; on the CPU use 'bfloat16' or 'float32'")
+    if precision == "bfloat16" and device.type == "cpu":
+        supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+        if supported is None or not supported():
+            raise ValueError("precision 'bfloat16' needs a CPU with native bfloat16 (AVX-512 BF16 or AMX)")
+    return PRECISIONS[precision]
+
+
 class FaceDetector:
     """MTCNN face and five-landmark detector.
 
@@ -98,6 +117,9 @@ class FaceDetector:
             checking).
         jit: run the networks as TorchScript (default); False runs them eagerly. Both give
             identical detections.
+        precision: "float32" (default), "bfloat16" (CPUs with native bf16, AVX-512 BF16 or AMX,
+            and CUDA) or "float16" (CUDA only): the networks' arithmetic. Reduced precision moves
+            scores and boxes slightly; benchmarks/accuracy.md gives its speed and AP change.
 
     ``detect`` returns boxes and landmarks in the networks' own frame, unchanged: that of the
     WIDER FACE annotations, read as 0-based pixel coordinates, as facenet-pytorch and
@@ -114,6 +136,7 @@ class FaceDetector:
         weights: Union[None, str, Path] = None,
         backend: str = "cpp",
         jit: bool = True,
+        precision: str = "float32",
     ) -> None:
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)):
             raise TypeError(f"min_face_size must be a number, got {type(min_face_size).__name__}")
@@ -130,15 +153,18 @@ class FaceDetector:
         self.device = resolve_device(device)
         self.backend = backend
         self._ops = get_ops(backend)
+        self.precision = precision
+        self._dtype = check_precision(precision, self.device)
         self.pnet, self.rnet, self.onet = (
-            compile_net(load_net(name, weights).to(self.device, memory_format=torch.channels_last), jit)
+            compile_net(load_net(name, weights).to(self.device, self._dtype, memory_format=torch.channels_last), jit)
             for name in ("pnet", "rnet", "onet")
         )
 
     def __repr__(self) -> str:
         return (
             f"FaceDetector(min_face_size={self.min_face_size}, thresholds={self.thresholds}, "
-            f"scale_factor={self.scale_factor}, device='{self.device}', backend='{self.backend}')"
+            f"scale_factor={self.scale_factor}, device='{self.device}', backend='{self.backend}', "
+            f"precision='{self.precision}')"
         )
 
     def detect(self, frames, *, bgr: bool = False) -> Union[Detections, List[Detections]]:
@@ -149,12 +175,17 @@ class FaceDetector:
             or tuple of frames of any sizes, or an N x H x W x C array or tensor.
         Returns a Detections for one frame, a list of them (one per frame, each exactly what
         that frame gives alone) for a batch. Every frame of a batch is checked before any is
-        detected. Coordinates are 0-based pixel coordinates in the frame of the WIDER FACE
-        annotations, the original networks' outputs unchanged.
+        detected; R-Net and O-Net then run once per stage over the windows of up to
+        BATCH_FRAMES frames together. Coordinates are 0-based pixel coordinates in the frame of
+        the WIDER FACE annotations, the original networks' outputs unchanged.
         """
         if is_batch(frames):
-            return [self._detect_one(f) for f in as_frame_list(frames, bgr)]
-        return self._detect_one(as_rgb_frame(frames, bgr))
+            imgs = as_frame_list(frames, bgr)
+            out: List[Detections] = []
+            for i in range(0, len(imgs), BATCH_FRAMES):
+                out.extend(self._detect_many(imgs[i : i + BATCH_FRAMES]))
+            return out
+        return self._detect_many([as_rgb_frame(frames, bgr)])[0]
 
     def stream(self, source, *, bgr: bool = False, track: int = 0):
         """Detects faces frame by frame in a video file (path), a camera (index) or any iterable
@@ -181,7 +212,7 @@ class FaceDetector:
                 if len(faces) < len(previous):
                     faces = None
             if faces is None:
-                faces, tracked = self._detect_one(img), 0
+                faces, tracked = self._detect_many([img])[0], 0
             previous = faces
             yield frame, faces
 
@@ -191,25 +222,56 @@ class FaceDetector:
         boxes = self.refine(img, boxes)
         return self.output(img, boxes) if len(boxes) else Detections.empty()
 
-    # The cascade, one frame at a time. Each stage is public so that it can be measured alone.
-    def _detect_one(self, img: np.ndarray) -> Detections:
-        boxes = self.propose(img)
-        if len(boxes):
-            boxes = self.refine(img, boxes)
-        if len(boxes):
-            return self.output(img, boxes)
-        return Detections.empty()
+    # The cascade. A frame alone is a batch of one: there is one code path, so a batch gives
+    # exactly what its frames give alone (see _run on why the rows do not depend on the batch).
+    def _detect_many(self, imgs: Sequence[np.ndarray]) -> List[Detections]:
+        boxes = [self.propose(img) for img in imgs]
+        outs = self._run_windows(self.rnet, imgs, boxes, RNET_SIZE)
+        boxes = [self._refined(b, o) for b, o in zip(boxes, outs)]
+        outs = self._run_windows(self.onet, imgs, boxes, ONET_SIZE)
+        return [self._outputs(b, o) for b, o in zip(boxes, outs)]
 
-    def _run(self, net, batch: np.ndarray):
+    def _run(self, net, batch: np.ndarray, pad_rows: bool = False):
         """Runs a network on an (N, H, W, 3) float32 batch. The core writes that interleaved
         layout, which torch sees without a copy as an NCHW tensor in channels-last memory
-        format, the one its CPU kernels (max pooling above all) run fastest in."""
+        format, the one its CPU kernels (max pooling above all) run fastest in.
+
+        pad_rows (R-Net and O-Net): the batch runs in chunks of at most MAX_ROWS rows, each
+        padded with zero rows to a multiple of ROW_MULTIPLE. torch's CPU kernels pick other code
+        paths for a few rows (and for some row counts under 12 with 2 threads), which changes
+        the last bit of the results; from a multiple of 4 rows on, a row's result does not depend
+        on the rows beside it, so windows give the same numbers whichever batch they come in."""
         with torch.inference_mode():
-            x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
-            return [o.cpu().numpy() for o in net(x)]
+            if not pad_rows:
+                return self._forward(net, batch)
+            parts = []
+            for i in range(0, len(batch), MAX_ROWS):
+                chunk = batch[i : i + MAX_ROWS]
+                n = len(chunk)
+                padded = -n % ROW_MULTIPLE
+                if padded:
+                    chunk = np.concatenate([chunk, np.zeros((padded,) + chunk.shape[1:], chunk.dtype)])
+                parts.append([o[:n] for o in self._forward(net, chunk)])
+            return [np.concatenate(col) for col in zip(*parts)]
+
+    def _forward(self, net, batch: np.ndarray):
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, self._dtype)
+        return [o.float().cpu().numpy() for o in net(x)]
+
+    def _run_windows(self, net, imgs, boxes, size: int):
+        """One forward pass of `net` over the size x size crops of every frame's windows; the
+        outputs split back per frame (None for a frame without windows)."""
+        crops = [self._ops.crop_windows(img, b, size) for img, b in zip(imgs, boxes) if len(b)]
+        if not crops:
+            return [None] * len(imgs)
+        outs = self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops), pad_rows=True)
+        ends = np.cumsum([len(b) for b in boxes])
+        return [[o[e - len(b) : e] for o in outs] if len(b) else None for b, e in zip(boxes, ends)]
 
     def propose(self, img: np.ndarray) -> np.ndarray:
-        """P-Net over the pyramid: squared, truncated candidate windows (K, 4)."""
+        """P-Net over the pyramid: squared, truncated candidate windows (K, 4). P-Net runs one
+        frame at a time, even in a batch: stacking frames changes its results in the last bits
+        (measured on the CPU), and batch results must be those of frames alone."""
         ops = self._ops
         h, w = img.shape[:2]
         scales = ops.pyramid_scales(h, w, self.min_face_size, self.scale_factor)
@@ -234,17 +296,27 @@ class FaceDetector:
 
     def refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """R-Net on 24x24 crops: the windows that pass, regressed, squared and truncated."""
+        return self._refined(boxes, self._run_windows(self.rnet, [img], [boxes], RNET_SIZE)[0])
+
+    def output(self, img: np.ndarray, boxes: np.ndarray) -> Detections:
+        """O-Net on 48x48 crops: final scores, regressed boxes and landmarks."""
+        return self._outputs(boxes, self._run_windows(self.onet, [img], [boxes], ONET_SIZE)[0])
+
+    def _refined(self, boxes: np.ndarray, outs) -> np.ndarray:
+        if outs is None:
+            return np.zeros((0, 4), np.float32)
         ops = self._ops
-        prob, reg = self._run(self.rnet, ops.crop_windows(img, boxes, RNET_SIZE))
+        prob, reg = outs
         passed = prob > np.float32(self.thresholds[1])
         boxes, scores, reg = finite_rows(boxes[passed], prob[passed], reg[passed])
         keep = ops.nms(boxes, scores, NMS_REFINE, "union")
         return ops.square(ops.calibrate(boxes[keep], reg[keep], True))
 
-    def output(self, img: np.ndarray, boxes: np.ndarray) -> Detections:
-        """O-Net on 48x48 crops: final scores, regressed boxes and landmarks."""
+    def _outputs(self, boxes: np.ndarray, outs) -> Detections:
+        if outs is None:
+            return Detections.empty()
         ops = self._ops
-        prob, reg, points = self._run(self.onet, ops.crop_windows(img, boxes, ONET_SIZE))
+        prob, reg, points = outs
         passed = prob > np.float32(self.thresholds[2])
         boxes, scores, reg, points = finite_rows(boxes[passed], prob[passed], reg[passed], points[passed])
         one = np.float32(1.0)

@@ -1,0 +1,111 @@
+"""Batches share R-Net and O-Net: one forward pass per stage over the windows of every frame, and
+each frame's result is exactly what it gives alone, at 1 and at 2 threads."""
+
+import numpy as np
+import pytest
+import torch
+
+from mtcnn_fast import FaceDetector, detector as detector_module
+from support import assert_same, read_rgb
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def _frames(astronaut):
+    """Real photos of several sizes, with many faces, one face and none."""
+    tiled = np.tile(astronaut, (2, 3, 1))
+    return [
+        np.ascontiguousarray(tiled[:700, :1000]),
+        astronaut,
+        np.ascontiguousarray(astronaut[::-1]),  # upside down: windows, but fewer faces
+        np.ascontiguousarray(astronaut[300:, 280:]),  # no face
+        np.ascontiguousarray(tiled[100:580, 60:700]),
+    ]
+
+
+def test_network_rows_do_not_depend_on_the_batch_around_them(detector, astronaut, threads):
+    """What batches rest on: with rows padded to a multiple of 4, a window's R-Net and O-Net
+    outputs are the same bits whatever batch (size, position) it runs in."""
+    img = np.tile(astronaut, (2, 2, 1))
+    boxes = detector.propose(img)
+    assert len(boxes) > 40
+    for net, size in [(detector.rnet, 24), (detector.onet, 48)]:
+        crops = detector._ops.crop_windows(img, boxes[:40], size)
+        whole = detector._run(net, crops, pad_rows=True)
+        for n in (1, 2, 3, 5, 6, 7, 9, 11, 13):
+            for start in (0, 3, 17):
+                part = detector._run(net, np.ascontiguousarray(crops[start : start + n]), pad_rows=True)
+                for a, b in zip(whole, part):
+                    assert np.array_equal(a[start : start + n], b), (size, n, start)
+
+
+def test_batch_gives_each_frame_its_own_result(detector, astronaut, threads, monkeypatch):
+    frames = _frames(astronaut)
+    counts = [len(detector.propose(f)) for f in frames]
+    assert any(c % 4 for c in counts), counts  # the padding is exercised
+    alone = [detector.detect(f) for f in frames]
+    assert [len(a) for a in alone][1] == 1 and len(alone[0]) >= 4 and len(alone[3]) == 0
+    calls = []
+    run = detector_module.FaceDetector._run
+
+    def counting(self, net, batch, pad_rows=False):
+        calls.append((net is self.rnet, net is self.onet, len(batch)))
+        return run(self, net, batch, pad_rows)
+
+    monkeypatch.setattr(detector_module.FaceDetector, "_run", counting)
+    batch = detector.detect(frames)
+    assert len(batch) == len(frames)
+    for got, want in zip(batch, alone):
+        assert_same(got, want)
+    # one R-Net and one O-Net pass for the whole batch
+    assert sum(r for r, _, _ in calls) == 1 and sum(o for _, o, _ in calls) == 1
+
+
+def test_batches_larger_than_a_group_and_than_a_chunk(astronaut, monkeypatch):
+    det = FaceDetector(device="cpu")
+    frames = _frames(astronaut) * 2
+    alone = [det.detect(f) for f in frames]
+    monkeypatch.setattr(detector_module, "BATCH_FRAMES", 3)
+    monkeypatch.setattr(detector_module, "MAX_ROWS", 8)
+    for got, want in zip(det.detect(frames), alone):
+        assert_same(got, want)
+
+
+def test_batch_on_wider_photos_matches_frames_alone(detector, wider_val):
+    from support import WIDER_VAL
+
+    frames = [read_rgb(WIDER_VAL / r["image"]) for r in wider_val[::60]]
+    alone = [detector.detect(f) for f in frames]
+    for got, want in zip(detector.detect(frames), alone):
+        assert_same(got, want)
+    assert sum(len(a) for a in alone) > 20
+
+
+def test_precision_settings():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        FaceDetector(device="cpu", precision="int8")
+    with pytest.raises(ValueError, match="CUDA only"):
+        FaceDetector(device="cpu", precision="float16")
+
+
+def _bf16_cpu():
+    supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    return supported is not None and supported()
+
+
+@pytest.mark.skipif(not _bf16_cpu(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
+def test_bfloat16_on_the_cpu_finds_the_same_face(astronaut, detector):
+    bf = FaceDetector(device="cpu", precision="bfloat16")
+    want = detector.detect(astronaut)
+    got = bf.detect(astronaut)
+    assert len(got) == len(want) == 1
+    assert np.abs(got.boxes - want.boxes).max() < 3.0
+    assert np.abs(got.landmarks - want.landmarks).max() < 3.0
+    assert abs(float(got.scores[0]) - float(want.scores[0])) < 0.01
+    assert got.boxes.dtype == np.float32 and "bfloat16" in repr(bf)
