@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import frames as frame_sets
 from bench_support import SIZES, same_detections
 from mtcnn_fast import FaceDetector, _core, _reference
 from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE
@@ -46,6 +47,27 @@ def test_detect(benchmark, detector, frame_cache, threads, size):
     got = benchmark(lambda: [detector.detect(f) for f in frames])
     assert all(same_detections(a, b) for a, b in zip(got, expected))
     assert sum(len(e) for e in expected) > 0
+
+
+@pytest.fixture(scope="module")
+def batch_frames():
+    return {"640x480": frame_sets.frames("640x480", 8), "wider": frame_sets.wider_photos(8)}
+
+
+@pytest.mark.parametrize("size", ["640x480", "wider"])
+@pytest.mark.parametrize("mode", ["alone", "batch"])
+def test_batch_throughput(benchmark, detector, batch_frames, threads, size, mode):
+    """Eight frames as one list (R-Net and O-Net shared across frames) against one frame at a
+    time; both give the same detections, bit for bit."""
+    frames = batch_frames[size]
+    expected = [detector.detect(f) for f in frames]
+    benchmark.group = f"batch {size} {threads}t"
+    benchmark.extra_info["threads"] = threads
+    if mode == "batch":
+        got = benchmark(detector.detect, frames)
+    else:
+        got = benchmark(lambda: [detector.detect(f) for f in frames])
+    assert all(same_detections(a, b) for a, b in zip(got, expected))
 
 
 # --- stages ---------------------------------------------------------------------------------

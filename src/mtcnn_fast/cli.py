@@ -1,4 +1,5 @@
-"""Command line: ``mtcnn-fast detect IMAGE... [--json] [--output PATH]`` and ``mtcnn-fast demo``."""
+"""Command line: ``mtcnn-fast detect IMAGE... [--json] [--output PATH]``, ``mtcnn-fast demo``,
+``mtcnn-fast align-dataset IN_DIR OUT_DIR`` and ``mtcnn-fast eval ...``."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def _detector(args):
     from . import FaceDetector
 
     return FaceDetector(min_face_size=args.min_face_size, thresholds=tuple(args.thresholds),
-                        scale_factor=args.scale_factor, device=args.device, weights=args.weights)
+                        scale_factor=args.scale_factor, device=args.device, weights=args.weights,
+                        precision=args.precision)
 
 
 def _print_faces(name: str, faces_json) -> None:
@@ -253,6 +255,35 @@ def cmd_eval_landmarks(args) -> int:
     return 0
 
 
+def cmd_align_dataset(args) -> int:
+    from .dataset import align_dataset
+
+    try:
+        summary = align_dataset(
+            args.in_dir, args.out_dir, size=args.size, margin=args.margin,
+            margin_size=args.margin_size, workers=args.workers, threads=args.threads,
+            io_threads=args.io_threads, min_face_size=args.min_face_size,
+            thresholds=tuple(args.thresholds), scale_factor=args.scale_factor, device=args.device,
+            weights=args.weights, precision=args.precision, ray=args.ray, progress=not args.quiet)
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if summary.images == 0:
+        print(f"error: no images found in {args.in_dir}", file=sys.stderr)
+        return 2
+    shown = list(summary.errors.items())
+    for rel, message in shown[:20]:
+        print(f"error: {rel}: {message}", file=sys.stderr)
+    if len(shown) > 20:
+        print(f"error: ... and {len(shown) - 20} more (see the manifest)", file=sys.stderr)
+    print(f"{summary.images} image(s): {summary.processed} processed now, {summary.skipped} done "
+          f"before; {summary.faces} face(s); {summary.failed} unreadable; manifest {summary.manifest}")
+    return 1 if summary.failed else 0
+
+
 def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in px (20)")
     p.add_argument("--thresholds", type=float, nargs=3, default=[0.6, 0.7, 0.7],
@@ -260,6 +291,8 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale-factor", type=float, default=0.709, help="pyramid ratio (0.709)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     p.add_argument("--weights", help="folder holding pnet.npz, rnet.npz and onet.npz (default: the original weights)")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="network arithmetic: float32 (default), bfloat16 (CPU with bf16, CUDA), float16 (CUDA)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +309,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="mtcnn_fast_demo.jpg", help="annotated image to write")
     _add_settings(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("align-dataset", help="aligned face crops and a manifest for a folder tree of photos",
+                       description="Detects the faces of every image under IN_DIR and writes "
+                       "OUT_DIR/aligned/<path>_<k>.png (ArcFace-aligned crops), optionally "
+                       "OUT_DIR/margin/<path>_<k>.png, and OUT_DIR/manifest.jsonl. A rerun resumes.")
+    p.add_argument("in_dir", metavar="IN_DIR", help="folder of images (walked recursively)")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created; reruns resume in it)")
+    p.add_argument("--size", type=int, default=112, help="side of the aligned crops (112)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="also write square crops with this margin, a fraction of the box side (off)")
+    p.add_argument("--margin-size", type=int, default=160, help="side of the margin crops (160)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes, or with --ray detector actors (1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default: CPUs / workers; 1 per Ray actor)")
+    p.add_argument("--io-threads", type=int, default=2, help="reader threads per worker (2)")
+    p.add_argument("--ray", nargs="?", const=True, default=False, metavar="ADDRESS",
+                   help="run on Ray (needs mtcnn-fast[ray]); ADDRESS: a cluster to join, e.g. auto "
+                   "(put --ray after IN_DIR OUT_DIR, or write --ray=ADDRESS)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_settings(p)
+    p.set_defaults(func=cmd_align_dataset)
 
     ev = sub.add_parser("eval", help="measure accuracy (WIDER FACE AP, landmark error)")
     evs = ev.add_subparsers(dest="eval_command", required=True)
