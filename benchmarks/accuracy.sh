@@ -27,3 +27,11 @@ if [ -x "$PEER" ]; then
     --out $OUT/facenet_landmarks.jsonl
   .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --predictions $OUT/facenet_landmarks.jsonl
 fi
+
+# Reduced precision (bfloat16 on this CPU), against the float32 rows above.
+.venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --device cpu --precision bfloat16
+.venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu --precision bfloat16
+
+# The weights reproduced by training/ (training/README.md), next to the original ones.
+.venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --device cpu --weights training/weights
+.venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu --weights training/weights

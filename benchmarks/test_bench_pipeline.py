@@ -15,6 +15,7 @@ import frames as frame_sets
 from bench_support import SIZES, same_detections
 from mtcnn_fast import FaceDetector, _core, _reference
 from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE
+from mtcnn_fast.metrics import iou_matrix
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,27 @@ def test_batch_throughput(benchmark, detector, batch_frames, threads, size, mode
     else:
         got = benchmark(lambda: [detector.detect(f) for f in frames])
     assert all(same_detections(a, b) for a, b in zip(got, expected))
+
+
+def _bf16_cpu():
+    supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    return supported is not None and supported()
+
+
+@pytest.mark.skipif(not _bf16_cpu(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_precision(benchmark, detector, frame_cache, threads, precision):
+    """bfloat16 against float32 on WIDER photos. bfloat16 moves scores and boxes a little, so
+    the check is looser than bit equality: nearly every float32 face is found again, in place."""
+    frames = frame_cache("wider")
+    det = detector if precision == "float32" else FaceDetector(device="cpu", precision=precision)
+    benchmark.group = f"precision wider {threads}t"
+    benchmark.extra_info["threads"] = threads
+    got = benchmark(lambda: [det.detect(f) for f in frames])
+    want = [detector.detect(f) for f in frames]
+    found = sum(int((iou_matrix(w.boxes, g.boxes).max(axis=1, initial=0) >= 0.8).sum())
+                for w, g in zip(want, got))
+    assert found >= 0.9 * sum(len(w) for w in want)
 
 
 # --- stages ---------------------------------------------------------------------------------
