@@ -37,10 +37,10 @@ def test_network_rows_do_not_depend_on_the_batch_around_them(detector, astronaut
     assert len(boxes) > 40
     for net, size in [(detector.rnet, 24), (detector.onet, 48)]:
         crops = detector._ops.crop_windows(img, boxes[:40], size)
-        whole = detector._run(net, crops, pad_rows=True)
+        whole = detector._run(net, crops, 40)
         for n in (1, 2, 3, 5, 6, 7, 9, 11, 13):
             for start in (0, 3, 17):
-                part = detector._run(net, np.ascontiguousarray(crops[start : start + n]), pad_rows=True)
+                part = detector._run(net, np.ascontiguousarray(crops[start : start + n]), 40)
                 for a, b in zip(whole, part):
                     assert np.array_equal(a[start : start + n], b), (size, n, start)
 
@@ -54,9 +54,9 @@ def test_batch_gives_each_frame_its_own_result(detector, astronaut, threads, mon
     calls = []
     run = detector_module.FaceDetector._run
 
-    def counting(self, net, batch, pad_rows=False):
+    def counting(self, net, batch, chunk_rows=0):
         calls.append((net is self.rnet, net is self.onet, len(batch)))
-        return run(self, net, batch, pad_rows)
+        return run(self, net, batch, chunk_rows)
 
     monkeypatch.setattr(detector_module.FaceDetector, "_run", counting)
     batch = detector.detect(frames)
@@ -67,12 +67,12 @@ def test_batch_gives_each_frame_its_own_result(detector, astronaut, threads, mon
     assert sum(r for r, _, _ in calls) == 1 and sum(o for _, o, _ in calls) == 1
 
 
-def test_batches_larger_than_a_group_and_than_a_chunk(astronaut, monkeypatch):
+def test_batches_larger_than_a_group_and_chunk_sizes(astronaut, monkeypatch):
     det = FaceDetector(device="cpu")
     frames = _frames(astronaut) * 2
     alone = [det.detect(f) for f in frames]
     monkeypatch.setattr(detector_module, "BATCH_FRAMES", 3)
-    monkeypatch.setattr(detector_module, "MAX_ROWS", 8)
+    monkeypatch.setattr(detector_module, "CHUNK_ROWS", {24: 8, 48: 4})
     for got, want in zip(det.detect(frames), alone):
         assert_same(got, want)
 

@@ -166,8 +166,9 @@ def _select(kind, matched, windows, plus_one, image, size, quota: Dict[int, int]
 
 def random_samples(images: Iterable, size: int, rng: np.random.Generator, *, negatives: int = 50,
                    near_per_face: int = 20, min_face: float = 12.0, progress=None) -> SampleSet:
-    """P-Net's samples: random squares over each photo (negatives) and squares around each face
-    of at least `min_face` px (positives, part faces and close negatives, labelled by IoU)."""
+    """Random windows, labelled by IoU: squares anywhere in each photo (negatives) and squares
+    around each face of at least `min_face` px (positives, part faces and close negatives). All of
+    P-Net's face samples; for R-Net and O-Net they add to the windows the cascade gives."""
     plus_one = size != INPUT_SIZE["pnet"]
     out = []
     for item in images:
