@@ -307,3 +307,20 @@ def test_bad_settings_are_refused():
         hardest(torch.rand(4), 0.0)
     with pytest.raises(ValueError, match="annotations.jsonl"):
         load_wider_jsonl("/nonexistent/folder")
+
+
+def test_reproduced_weights_in_the_repository_find_the_astronaut(astronaut, detector):
+    """training/weights (the run training/README.md reports) load and find the sample photo's
+    face, its landmarks within 5 px of the hand-read points of test_detector."""
+    from pathlib import Path
+
+    from mtcnn_fast.metrics import iou_matrix
+    from test_detector import ASTRONAUT_LANDMARKS
+
+    weights = Path(__file__).resolve().parents[1] / "training" / "weights"
+    faces = FaceDetector(device="cpu", weights=weights).detect(astronaut)
+    want = detector.detect(astronaut)
+    iou = iou_matrix(want.boxes, faces.boxes)[0]
+    k = int(iou.argmax())
+    assert iou[k] >= 0.7 and faces.scores[k] > 0.99
+    assert np.abs(faces.landmarks[k] - ASTRONAUT_LANDMARKS).max() <= 5.0
