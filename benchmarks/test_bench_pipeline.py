@@ -7,14 +7,14 @@ Each stage's group carries a baseline measured in the same run (the NumPy twin o
 eager network), so the report shows ratios that hold on a noisy machine.
 """
 
+import frames as frame_sets
 import numpy as np
 import pytest
 import torch
-
-import frames as frame_sets
 from bench_support import SIZES, same_detections
+
 from mtcnn_fast import FaceDetector, _core, _reference
-from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE
+from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE, cpu_has_bf16
 from mtcnn_fast.metrics import iou_matrix
 
 
@@ -71,12 +71,7 @@ def test_batch_throughput(benchmark, detector, batch_frames, threads, size, mode
     assert all(same_detections(a, b) for a, b in zip(got, expected))
 
 
-def _bf16_cpu():
-    supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    return supported is not None and supported()
-
-
-@pytest.mark.skipif(not _bf16_cpu(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_precision(benchmark, detector, frame_cache, threads, precision):
     """bfloat16 against float32 on WIDER photos. bfloat16 moves scores and boxes a little, so

@@ -4,9 +4,11 @@ each frame's result is exactly what it gives alone, at 1 and at 2 threads."""
 import numpy as np
 import pytest
 import torch
-
-from mtcnn_fast import FaceDetector, detector as detector_module
 from support import assert_same, read_rgb
+
+from mtcnn_fast import FaceDetector
+from mtcnn_fast import detector as detector_module
+from mtcnn_fast.detector import cpu_has_bf16
 
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
@@ -94,12 +96,7 @@ def test_precision_settings():
         FaceDetector(device="cpu", precision="float16")
 
 
-def _bf16_cpu():
-    supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    return supported is not None and supported()
-
-
-@pytest.mark.skipif(not _bf16_cpu(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
 def test_bfloat16_on_the_cpu_finds_the_same_face(astronaut, detector):
     bf = FaceDetector(device="cpu", precision="bfloat16")
     want = detector.detect(astronaut)

@@ -16,9 +16,7 @@ import torch
 
 from .losses import OHEM_KEEP, STAGE_WEIGHTS, multitask_loss
 from .model import TrainNet
-from .samples import KIND_NAMES, SampleSet, mix_counts
-
-_MEAN, _SCALE = 127.5, 0.0078125
+from .samples import _MEAN, _SCALE, KIND_NAMES, SampleSet, mix_counts
 
 
 @dataclass
@@ -64,7 +62,7 @@ class MixedBatches:
 
 def to_tensor(images: np.ndarray, device) -> torch.Tensor:
     x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
-    return (x - _MEAN) * _SCALE
+    return (x - float(_MEAN)) * float(_SCALE)
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:

@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mtcnn_fast._progress import Progress
+
 from .data import (
     load_celeba,
     load_landmarks_jsonl,
@@ -57,23 +59,6 @@ def load_config(path) -> Dict:
             if value is not None and not Path(value).is_absolute():
                 cfg[section][key] = str((base / value).resolve())
     return cfg
-
-
-class _Counter:
-    """A plain progress line for the sample-making loops."""
-
-    def __init__(self, label: str, total: int, enabled: bool) -> None:
-        self.label, self.total, self.done, self.enabled = label, total, 0, enabled
-        self.start = time.perf_counter()
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if self.enabled:
-            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            sys.stderr.write(f"\r{self.label} {self.done}/{self.total} {rate:.1f}/s")
-            if self.done == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def read_faces(cfg: Dict):
@@ -121,7 +106,7 @@ def make_samples(stage: str, cfg: Dict, weights_dir: Path, device: str, show: bo
     if stage == "pnet":
         face_set = random_samples(faces, size, rng, negatives=int(sc.get("negatives", 50)),
                                   near_per_face=int(sc.get("near_per_face", 20)),
-                                  progress=_Counter("pnet samples", len(faces), show))
+                                  progress=Progress(len(faces), "pnet samples", enabled=show))
     else:
         det = _detector(weights_dir, cfg, device)
         if stage == "rnet":
@@ -131,19 +116,19 @@ def make_samples(stage: str, cfg: Dict, weights_dir: Path, device: str, show: bo
                 boxes = det.propose(img)
                 return det.refine(img, boxes) if len(boxes) else boxes
         mined = cascade_samples(faces, size, windows_of, rng, max_negatives=int(sc.get("max_negatives", 60)),
-                                progress=_Counter(f"{stage} samples (mining)", len(faces), show))
+                                progress=Progress(len(faces), f"{stage} samples (mining)", enabled=show))
         # The cascade yields few positives and part faces (and, early in a run, few windows at
         # all): windows around the annotated faces add to them, as for P-Net.
         extra = random_samples(faces, size, rng, negatives=int(sc.get("negatives", 10)),
                                near_per_face=int(sc.get("near_per_face", 5)),
-                               progress=_Counter(f"{stage} samples (around faces)", len(faces), show))
+                               progress=Progress(len(faces), f"{stage} samples (around faces)", enabled=show))
         report["mined"], report["around_faces"] = mined.counts(), extra.counts()
         face_set = SampleSet.concat([mined, extra], size)
     lm_faces, dropped = read_landmark_faces(cfg)
     prior = cfg.get("landmarks", {}).get("box_prior")
     lm_set = landmark_samples(lm_faces, size, rng, per_face=int(sc.get("landmarks_per_face", 10)),
                               prior=None if prior is None else tuple(prior),
-                              progress=_Counter(f"{stage} landmark samples", len(lm_faces), show))
+                              progress=Progress(len(lm_faces), f"{stage} landmark samples", enabled=show))
     report["landmark_faces"], report["landmark_faces_dropped"] = len(lm_faces), dropped
     return SampleSet.concat([face_set, lm_set], size)
 

@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from mtcnn_fast._input import read_rgb
+from mtcnn_fast._reference import _MEAN, _SCALE
 from mtcnn_fast.metrics import iou_matrix
 from mtcnn_fast.ops import get_ops
 
@@ -28,7 +29,6 @@ NEG, POS, PART, LANDMARK = 0, 1, 2, 3
 KIND_NAMES = ("negative", "positive", "part", "landmark")
 NEG_IOU, PART_IOU, POS_IOU = 0.3, 0.4, 0.65
 INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
-_MEAN, _SCALE = 127.5, 0.0078125
 
 
 def label_ious(ious: np.ndarray) -> np.ndarray:

@@ -93,16 +93,20 @@ def resolve_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX), as oneDNN reports it."""
+    supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    return supported is not None and bool(supported())
+
+
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
     """The torch dtype for a precision name, refused where the device cannot run it natively."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     if precision == "float16" and device.type != "cuda":
         raise ValueError("precision 'float16' runs on CUDA only; on the CPU use 'bfloat16' or 'float32'")
-    if precision == "bfloat16" and device.type == "cpu":
-        supported = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-        if supported is None or not supported():
-            raise ValueError("precision 'bfloat16' needs a CPU with native bfloat16 (AVX-512 BF16 or AMX)")
+    if precision == "bfloat16" and device.type == "cpu" and not cpu_has_bf16():
+        raise ValueError("precision 'bfloat16' needs a CPU with native bfloat16 (AVX-512 BF16 or AMX)")
     return PRECISIONS[precision]
 
 
