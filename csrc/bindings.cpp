@@ -116,6 +116,8 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales) {
   auto img = require_image(image);
   const int64_t h = img.shape(0), w = img.shape(1);
   py::list levels;
+  mtcnn::Integral table;  // made once, by the first level that shrinks the image
+  bool have_table = false;
   for (double s : scales) {
     require_positive(s, "scale");
     const double lh = std::ceil(h * s), lw = std::ceil(w * s);
@@ -127,7 +129,13 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales) {
     const uint8_t* src = img.data();
     {
       py::gil_scoped_release release;
-      mtcnn::resize_normalize(src, h, w, oh, ow, out);
+      if (mtcnn::shrinks(h, w, oh, ow)) {
+        if (!have_table) table = mtcnn::make_integral(src, w, 0, 0, w, h);
+        have_table = true;
+        mtcnn::area_resize(table, 0, 0, h, w, oh, ow, out);
+      } else {
+        mtcnn::resize_normalize(src, h, w, oh, ow, out);
+      }
     }
     levels.append(level);
   }
@@ -259,11 +267,13 @@ PYBIND11_MODULE(_core, m) {
         py::arg("min_face_size"), py::arg("factor"),
         "Pyramid scales 12 / min_face_size * factor**k while min(height, width) * scale >= 12.");
   m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"),
-        "Each level: the uint8 (H, W, 3) image resized bilinearly to ceil(H*s) x ceil(W*s),\n"
+        "Each level: the uint8 (H, W, 3) image resized to ceil(H*s) x ceil(W*s) (area averages\n"
+        "when the level is smaller than the image, bilinear when larger),\n"
         "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3).");
   m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"),
         "Windows (1-based inclusive pixel numbers, truncated), zero-filled outside the image,\n"
-        "resized to size x size and normalised: float32 (N, size, size, 3).");
+        "resized to size x size (area averages when the window is at least size wide and high,\n"
+        "else bilinear) and normalised: float32 (N, size, size, 3).");
   m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
         py::arg("scale"), py::arg("threshold"),
         "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).");

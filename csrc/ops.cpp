@@ -1,6 +1,7 @@
 #include "ops.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <numeric>
 
@@ -88,7 +89,137 @@ void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
   }
 }
 
+// Cell edges start + k * step (k = 0..n) clamped into [0, limit]: the table index at or left of
+// each edge and the edge's fraction past it.
+struct Corners {
+  std::vector<int64_t> i;
+  std::vector<double> f;
+};
+
+Corners make_corners(double start, double step, int64_t n, int64_t limit) {
+  Corners c;
+  c.i.resize(n + 1);
+  c.f.resize(n + 1);
+  for (int64_t k = 0; k <= n; ++k) {
+    const double pos = std::clamp(start + static_cast<double>(k) * step, 0.0,
+                                  static_cast<double>(limit));
+    const double fl = std::min(std::floor(pos), static_cast<double>(limit - 1));
+    c.i[k] = static_cast<int64_t>(fl);
+    c.f[k] = pos - fl;
+  }
+  return c;
+}
+
+// The integral of the source up to a point is bilinear between the table's entries, so each
+// output cell is four interpolated lookups: ((c11 - c10) - (c01 - c00)) / cell area. The
+// arithmetic (double) and its order are the specification (see _reference._area).
+template <class T>
+void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy, int64_t in_h,
+               int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
+  const double sx = static_cast<double>(in_w) / static_cast<double>(out_w);
+  const double sy = static_cast<double>(in_h) / static_cast<double>(out_h);
+  const double inv_cell = 1.0 / (sx * sy);
+  const Corners cx = make_corners(ox, sx, out_w, cols);
+  const Corners cy = make_corners(oy, sy, out_h, rows);
+  const int64_t stride = (cols + 1) * 3;
+  const int64_t n = (out_w + 1) * 3;
+  std::vector<int64_t> at(n);
+  std::vector<double> fx(n), gx(n);
+  for (int64_t k = 0; k <= out_w; ++k) {
+    for (int c = 0; c < 3; ++c) {
+      at[3 * k + c] = 3 * cx.i[k] + c;
+      fx[3 * k + c] = cx.f[k];
+      gx[3 * k + c] = 1.0 - cx.f[k];
+    }
+  }
+  // Table rows interpolated at the corner columns, two slots keyed by table row (consecutive
+  // corner rows often share one), as in resample().
+  std::vector<double> slot[2] = {std::vector<double>(n), std::vector<double>(n)};
+  int64_t slot_row[2] = {-1, -1};
+  auto columns = [&](int64_t y, int64_t pinned) -> const double* {
+    for (int k = 0; k < 2; ++k)
+      if (slot_row[k] == y) return slot[k].data();
+    int k = (slot_row[0] < slot_row[1]) ? 0 : 1;
+    if (slot_row[k] == pinned) k = 1 - k;
+    const T* a = table + y * stride;
+    double* d = slot[k].data();
+    for (int64_t j = 0; j < n; ++j)
+      d[j] = static_cast<double>(a[at[j]]) * gx[j] + static_cast<double>(a[at[j] + 3]) * fx[j];
+    slot_row[k] = y;
+    return d;
+  };
+  std::vector<double> prev(n), cur(n);
+  auto corner_row = [&](int64_t r, double* dst) {
+    const double fy = cy.f[r];
+    const double gy = 1.0 - fy;
+    const double* top = columns(cy.i[r], -1);
+    const double* bottom = columns(cy.i[r] + 1, cy.i[r]);
+    for (int64_t j = 0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
+  };
+  corner_row(0, prev.data());
+  const int64_t m = 3 * out_w;
+  for (int64_t y = 0; y < out_h; ++y) {
+    corner_row(y + 1, cur.data());
+    float* o = out + y * m;
+    for (int64_t j = 0; j < m; ++j) {
+      const double v = ((cur[j + 3] - cur[j]) - (prev[j + 3] - prev[j])) * inv_cell;
+      o[j] = (static_cast<float>(v) - kMean) * kScale;
+    }
+    std::swap(prev, cur);
+  }
+}
+
+template <class T>
+std::unique_ptr<T[]> fill_table(const uint8_t* img, int64_t width, int64_t x0, int64_t y0,
+                                int64_t rows, int64_t cols) {
+  const int64_t stride = (cols + 1) * 3;
+  std::unique_ptr<T[]> t(new T[(rows + 1) * stride]);  // every entry is written below
+  std::fill(t.get(), t.get() + stride, T(0));
+  for (int64_t y = 0; y < rows; ++y) {
+    const uint8_t* src = img + ((y0 + y) * width + x0) * 3;
+    const T* up = t.get() + y * stride;
+    T* cur = t.get() + (y + 1) * stride;
+    T run[3] = {0, 0, 0};
+    for (int c = 0; c < 3; ++c) cur[c] = T(0);
+    for (int64_t x = 0; x < cols; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        run[c] += static_cast<T>(src[3 * x + c]);
+        cur[3 * (x + 1) + c] = up[3 * (x + 1) + c] + run[c];
+      }
+    }
+  }
+  return t;
+}
+
 }  // namespace
+
+Integral make_integral(const uint8_t* img, int64_t width, int64_t x0, int64_t y0, int64_t x1,
+                       int64_t y1) {
+  Integral t;
+  t.x0 = x0;
+  t.y0 = y0;
+  t.rows = std::max<int64_t>(y1 - y0, 0);
+  t.cols = std::max<int64_t>(x1 - x0, 0);
+  // The largest entry is 255 * rows * cols: uint32 holds it exactly up to about 16.8 Mpx.
+  if (255.0 * static_cast<double>(t.rows) * static_cast<double>(t.cols) < 4294967295.0)
+    t.small = fill_table<uint32_t>(img, width, x0, y0, t.rows, t.cols);
+  else
+    t.large = fill_table<double>(img, width, x0, y0, t.rows, t.cols);
+  return t;
+}
+
+void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
+                 int64_t out_h, int64_t out_w, float* out) {
+  if (table.rows == 0 || table.cols == 0) {  // nothing of the image: all zero-fill
+    std::fill(out, out + out_h * out_w * 3, (0.0f - kMean) * kScale);
+    return;
+  }
+  const double sx0 = static_cast<double>(ox - table.x0), sy0 = static_cast<double>(oy - table.y0);
+  if (table.small)
+    area_from(table.small.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, out);
+  else
+    area_from(table.large.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, out);
+}
 
 std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor) {
   std::vector<double> scales;
@@ -121,16 +252,43 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
                   int64_t n, int64_t size, float* out) {
   const int64_t stride = width * 3;
   const int64_t per_window = 3 * size * size;
+  auto window = [&](int64_t k, int64_t* x1, int64_t* y1, int64_t* x2, int64_t* y2) {
+    *x1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 0]));
+    *y1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 1]));
+    *x2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 2]));
+    *y2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 3]));
+  };
+  // One summed-area table over the part of the image that the area-averaged windows cover.
+  int64_t rx0 = INT64_MAX, ry0 = INT64_MAX, rx1 = INT64_MIN, ry1 = INT64_MIN;
   for (int64_t k = 0; k < n; ++k) {
-    const int64_t x1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 0]));
-    const int64_t y1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 1]));
-    const int64_t x2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 2]));
-    const int64_t y2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 3]));
+    int64_t x1, y1, x2, y2;
+    window(k, &x1, &y1, &x2, &y2);
+    if (x2 - x1 + 1 >= 1 && y2 - y1 + 1 >= 1 && shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) {
+      rx0 = std::min(rx0, x1 - 1);
+      ry0 = std::min(ry0, y1 - 1);
+      rx1 = std::max(rx1, x2);
+      ry1 = std::max(ry1, y2);
+    }
+  }
+  Integral table;
+  if (rx0 != INT64_MAX) {
+    rx0 = std::clamp<int64_t>(rx0, 0, width);
+    ry0 = std::clamp<int64_t>(ry0, 0, height);
+    table = make_integral(img, width, rx0, ry0, std::clamp<int64_t>(rx1, rx0, width),
+                          std::clamp<int64_t>(ry1, ry0, height));
+  }
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t x1, y1, x2, y2;
+    window(k, &x1, &y1, &x2, &y2);
     const int64_t crop_w = x2 - x1 + 1;
     const int64_t crop_h = y2 - y1 + 1;
     float* dst = out + k * per_window;
     if (crop_w <= 0 || crop_h <= 0) {  // an empty window is all zero-fill
       std::fill(dst, dst + per_window, (0.0f - kMean) * kScale);
+      continue;
+    }
+    if (shrinks(crop_h, crop_w, size, size)) {
+      area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, dst);
       continue;
     }
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.

@@ -1,6 +1,7 @@
 """An independent, deliberately plain implementation of the original MTCNN pipeline
 (../shared/REFERENCE.md), written straight from the MATLAB v1 description and sharing no
-code with mtcnn_fast's pipeline or ops: OpenCV's float bilinear resize, float64 boxes,
+code with mtcnn_fast's pipeline or ops: OpenCV's float resize (INTER_AREA when an image or
+crop shrinks on both axes, INTER_LINEAR otherwise: the kernel mtcnn-fast follows), float64 boxes,
 crops materialised as zero-filled arrays, the networks as torch.nn.functional calls on the
 shipped weight arrays. Used to check that the fast pipeline agrees with the specification.
 """
@@ -104,6 +105,12 @@ def _rerec(b):
     return np.fix(np.stack([x1, y1, x1 + l, y1 + l], 1))
 
 
+def _resize(img, w, h):
+    """Area averaging when neither side grows, bilinear otherwise."""
+    shrink = w <= img.shape[1] and h <= img.shape[0]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def _crops(img, boxes, size):
     H, W = img.shape[:2]
     out = np.zeros((len(boxes), 3, size, size), np.float32)
@@ -114,7 +121,7 @@ def _crops(img, boxes, size):
         ex, ey = min(x2, W), min(y2, H)
         if ex >= sx and ey >= sy:
             tmp[sy - y1 : ey - y1 + 1, sx - x1 : ex - x1 + 1] = img[sy - 1 : ey, sx - 1 : ex]
-        r = cv2.resize(tmp, (size, size), interpolation=cv2.INTER_LINEAR)
+        r = _resize(tmp, size, size)
         out[k] = _norm(r).transpose(2, 0, 1)
     return torch.from_numpy(out)
 
@@ -135,7 +142,7 @@ def detect(nets, img, minsize=20, thresholds=(0.6, 0.7, 0.7), factor=0.709):
     with torch.no_grad():
         for s in scales:
             hs, ws = math.ceil(h * s), math.ceil(w * s)
-            lvl = _norm(cv2.resize(imgf, (ws, hs), interpolation=cv2.INTER_LINEAR))
+            lvl = _norm(_resize(imgf, ws, hs))
             prob, reg = nets.pnet(torch.from_numpy(lvl.transpose(2, 0, 1).copy())[None])
             ys, xs = np.nonzero(prob >= thresholds[0])
             if len(ys) == 0:

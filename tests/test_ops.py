@@ -73,13 +73,48 @@ def test_pyramid_identity_scale_is_the_normalised_image(astronaut):
     same(level, (astronaut.astype(np.float32) - 127.5) * 0.0078125)
 
 
-def test_pyramid_is_close_to_opencv_bilinear(astronaut):
+def _grey(level):
+    return level / 0.0078125 + 127.5
+
+
+def test_pyramid_shrinks_by_area_averages_and_grows_bilinearly(astronaut):
+    """The kernel: levels smaller than the image average the source over each output pixel
+    (OpenCV's INTER_AREA on the float image computes the same), larger ones are bilinear."""
     import cv2
 
-    (level,) = _core.pyramid(astronaut, [0.37])
-    h, w = level.shape[:2]
-    cv = cv2.resize(astronaut.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    assert np.abs(level / 0.0078125 + 127.5 - cv).max() < 1e-3
+    small, large = _core.pyramid(astronaut, [0.37, 1.37])
+    src = astronaut.astype(np.float32)
+    area = cv2.resize(src, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(_grey(small) - area).max() < 1e-3
+    linear = cv2.resize(src, large.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    assert np.abs(_grey(large) - linear).max() < 1e-3
+    # Bilinear shrinking (the other kernel) is measurably different on a real photo.
+    assert np.abs(_grey(small) - cv2.resize(src, small.shape[1::-1])).mean() > 1.0
+
+
+def test_area_average_of_exact_blocks():
+    """A 2x shrink averages each 2x2 block exactly; a 3 -> 2 shrink weights the shared middle
+    pixel by half in each output cell."""
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    for backend in (_core, _reference):
+        (half,) = backend.pyramid(img, [0.5])
+        want = img.astype(np.float64).reshape(2, 2, 3, 2, 3).mean(axis=(1, 3))
+        assert np.allclose(_grey(half), want, atol=1e-4)
+    row = np.array([[[0, 0, 0], [90, 90, 90], [30, 30, 30]]], np.uint8)  # 1 x 3
+    got = _grey(_core.crop_windows(row, np.array([[1, 1, 3, 3]], np.float32), 2)[0])
+    # Rows: the window is 3 high but the image 1 (zero below): each output row covers 1.5 rows.
+    assert np.allclose(got[0, :, 0], [(0 + 45) / 1.5 / 1.5, (45 + 30) / 1.5 / 1.5], atol=1e-4)
+    assert np.allclose(got[1, :, 0], 0, atol=1e-4)
+
+
+def test_area_resize_on_a_picture_too_large_for_32_bit_sums():
+    """Over 16.8 Mpx the core's summed-area table switches from uint32 to double: same results."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(200, 256, (4100, 4200, 3), dtype=np.uint8)
+    scales = [0.011]
+    same(_core.pyramid(img, scales)[0], _reference.pyramid(img, scales)[0])
+    boxes = np.array([[1, 1, 4200, 4100], [4000, 3900, 4300, 4200]], np.float32)
+    same(_core.crop_windows(img, boxes, 24), _reference.crop_windows(img, boxes, 24))
 
 
 def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
@@ -105,6 +140,18 @@ def test_crop_of_whole_image_at_its_size_is_the_normalised_image(astronaut):
     small = np.ascontiguousarray(astronaut[100:124, 200:224])
     crop = _core.crop_windows(small, np.array([[1, 1, 24, 24]], np.float32), 24)
     same(crop[0], (small.astype(np.float32) - 127.5) * 0.0078125)
+
+
+def test_crop_larger_than_size_is_an_area_average(astronaut):
+    import cv2
+
+    crop = _core.crop_windows(astronaut, np.array([[101, 51, 200, 150]], np.float32), 24)[0]
+    patch = astronaut[50:150, 100:200].astype(np.float32)
+    assert np.abs(_grey(crop) - cv2.resize(patch, (24, 24), interpolation=cv2.INTER_AREA)).max() < 1e-3
+    # A window smaller than the size is enlarged bilinearly.
+    crop = _core.crop_windows(astronaut, np.array([[101, 51, 110, 60]], np.float32), 24)[0]
+    patch = astronaut[50:60, 100:110].astype(np.float32)
+    assert np.abs(_grey(crop) - cv2.resize(patch, (24, 24), interpolation=cv2.INTER_LINEAR)).max() < 1e-3
 
 
 def test_crop_zero_fills_outside_the_image(astronaut):

@@ -4,7 +4,7 @@ Kinds: negatives (IoU < 0.3 with every face), positives (IoU >= 0.65), part face
 (0.4 <= IoU < 0.65) and landmark faces; windows with 0.3 <= IoU < 0.4 are not used.
 
 A window is a box in the detector's own frame, and it is cut out exactly the way the detector
-cuts its inputs (the core's crop_windows: truncated, zero fill, bilinear), so a network learns
+cuts its inputs (the core's crop_windows: truncated, zero fill, the detector's resize kernel), so a network learns
 from what it will see. Targets follow the detector's decoding (mtcnn_fast.detector):
 - box offsets (gx1 - x1) / W, (gy1 - y1) / H, (gx2 - x2) / W, (gy2 - y2) / H, with W = x2 - x1 for
   P-Net and x2 - x1 + 1 for R-Net and O-Net (what `calibrate` inverts);

@@ -112,25 +112,78 @@ def _resample(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return np.ascontiguousarray((v - _MEAN) * _SCALE)
 
 
+def _shrinks(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
+    """The resize kernel: area averaging when neither side grows, bilinear otherwise."""
+    return out_h <= in_h and out_w <= in_w
+
+
+def _integral(src: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """Summed-area table of src[y0:y1, x0:x1] (uint8, HxWx3) as float64, (rows + 1, cols + 1, 3):
+    S[y, x] = sum of the pixels above and left of (y, x). Integers, so exact in any order."""
+    region = src[y0:y1, x0:x1].astype(np.float64)
+    table = np.zeros((region.shape[0] + 1, region.shape[1] + 1, 3), np.float64)
+    table[1:, 1:] = region.cumsum(0).cumsum(1)
+    return table
+
+
+def _corners(start: float, step: float, n: int, limit: int):
+    """Cell edges start + k * step (k = 0..n) clamped into [0, limit]: the table column (row) at
+    or left of each edge, and the edge's fraction past it."""
+    pos = np.clip(float(start) + np.arange(n + 1, dtype=np.float64) * step, 0.0, float(limit))
+    i = np.minimum(np.floor(pos), float(limit - 1))
+    return i.astype(np.int64), pos - i
+
+
+def _area(table: np.ndarray, ox: int, oy: int, in_h: int, in_w: int, out_h: int, out_w: int):
+    """Area-averaging resize of the in_h x in_w rectangle at (ox, oy) of the table's region (zero
+    outside it) to out_h x out_w, normalised: each output pixel is the mean of the source over
+    its cell, partial pixels weighted by the part inside. The integral of the source up to a
+    point is bilinear between the table's entries, so each cell is four interpolated lookups."""
+    rows, cols = table.shape[0] - 1, table.shape[1] - 1
+    if rows == 0 or cols == 0:
+        return np.full((out_h, out_w, 3), (np.float32(0.0) - _MEAN) * _SCALE, np.float32)
+    sx = float(in_w) / float(out_w)
+    sy = float(in_h) / float(out_h)
+    xi, fx = _corners(ox, sx, out_w, cols)
+    yi, fy = _corners(oy, sy, out_h, rows)
+    fx = fx[None, :, None]
+    gx = 1.0 - fx
+    fy = fy[:, None, None]
+    gy = 1.0 - fy
+    top = table[yi][:, xi] * gx + table[yi][:, xi + 1] * fx
+    bottom = table[yi + 1][:, xi] * gx + table[yi + 1][:, xi + 1] * fx
+    cum = top * gy + bottom * fy
+    v = ((cum[1:, 1:] - cum[1:, :-1]) - (cum[:-1, 1:] - cum[:-1, :-1])) * (1.0 / (sx * sy))
+    return np.ascontiguousarray((v.astype(np.float32) - _MEAN) * _SCALE)
+
+
 def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
     """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 HWC
-    (channels-last, the layout the networks run fastest in)."""
+    (channels-last, the layout the networks run fastest in). Levels smaller than the image are
+    area averages (_area), larger ones bilinear (_resample)."""
     img = _require_image(image)
     h, w = img.shape[:2]
     src = img.astype(np.float32)
+    table = None
     levels = []
     for s in scales:
         s = _require_positive(s, "scale")
         lh, lw = math.ceil(h * s), math.ceil(w * s)
         if lh > _MAX_COORD or lw > _MAX_COORD:
             raise ValueError("pyramid level too large")
-        levels.append(_resample(src, lh, lw))
+        if _shrinks(h, w, lh, lw):
+            if table is None:
+                table = _integral(img, 0, 0, w, h)
+            levels.append(_area(table, 0, 0, h, w, lh, lw))
+        else:
+            levels.append(_resample(src, lh, lw))
     return levels
 
 
 def crop_windows(image, boxes, size: int) -> np.ndarray:
     """Windows (1-based inclusive pixel numbers, truncated) cut out with zero fill, resized to
-    size x size, normalised: (N, size, size, 3) float32 (channels-last)."""
+    size x size (area averages when the window is at least size wide and high, else bilinear),
+    normalised: (N, size, size, 3) float32 (channels-last)."""
     img = _require_image(image)
     b = _require_boxes(boxes)
     size = int(size)
@@ -139,13 +192,26 @@ def crop_windows(image, boxes, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     out = np.empty((b.shape[0], size, size, 3), dtype=np.float32)
     src = img.astype(np.float32)
-    for k, (x1, y1, x2, y2) in enumerate(np.trunc(b).astype(np.int64)):
-        cw, ch = x2 - x1 + 1, y2 - y1 + 1
-        if cw <= 0 or ch <= 0:
+    t = np.trunc(b).astype(np.int64)
+    cw, ch = t[:, 2] - t[:, 0] + 1, t[:, 3] - t[:, 1] + 1
+    area = (cw >= 1) & (ch >= 1) & (cw >= size) & (ch >= size)
+    table = None
+    if area.any():
+        # One table over the part of the image the area-averaged windows cover.
+        rx0 = int(np.clip(t[area, 0].min() - 1, 0, w))
+        ry0 = int(np.clip(t[area, 1].min() - 1, 0, h))
+        rx1 = int(np.clip(t[area, 2].max(), rx0, w))
+        ry1 = int(np.clip(t[area, 3].max(), ry0, h))
+        table = _integral(img, rx0, ry0, rx1, ry1)
+    for k, (x1, y1, x2, y2) in enumerate(t):
+        if cw[k] <= 0 or ch[k] <= 0:
             out[k] = (np.float32(0.0) - _MEAN) * _SCALE
             continue
-        ylo, yhi, fy = _axis(int(ch), size)
-        xlo, xhi, fx = _axis(int(cw), size)
+        if area[k]:
+            out[k] = _area(table, x1 - 1 - rx0, y1 - 1 - ry0, int(ch[k]), int(cw[k]), size, size)
+            continue
+        ylo, yhi, fy = _axis(int(ch[k]), size)
+        xlo, xhi, fx = _axis(int(cw[k]), size)
         # Sample only the rows and columns the resize reads; outside the image they are zero.
         rows = np.concatenate([ylo, yhi]) + (y1 - 1)
         cols = np.concatenate([xlo, xhi]) + (x1 - 1)
