@@ -28,6 +28,21 @@ if [ -x "$PEER" ]; then
   .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --predictions $OUT/facenet_landmarks.jsonl
 fi
 
+# Landmark offsets on AFLW (test) and on an LFW subset of train.jsonl, both detectors.
+.venv/bin/python benchmarks/landmark_offsets.py subset --file $DATA/landmarks_5pt/train.jsonl \
+  --out $OUT/lfw/subset.jsonl --limit 1500
+.venv/bin/mtcnn-fast eval landmarks --file $OUT/lfw/subset.jsonl --device cpu --quiet \
+  --save-predictions $OUT/lfw/mtcnn_fast.jsonl > /dev/null
+LFW_PRED=$OUT/lfw/mtcnn_fast.jsonl
+TEST_PRED=$OUT/mtcnn_fast_landmarks.jsonl
+if [ -x "$PEER" ]; then
+  "$PEER" benchmarks/peers/facenet_pytorch.py landmarks --file $OUT/lfw/subset.jsonl --out $OUT/lfw/facenet.jsonl
+  LFW_PRED="$LFW_PRED $OUT/lfw/facenet.jsonl"
+  TEST_PRED="$TEST_PRED $OUT/facenet_landmarks.jsonl"
+fi
+.venv/bin/python benchmarks/landmark_offsets.py score --file $DATA/landmarks_5pt/test.jsonl --predictions $TEST_PRED
+.venv/bin/python benchmarks/landmark_offsets.py score --file $OUT/lfw/subset.jsonl --predictions $LFW_PRED
+
 # Reduced precision (bfloat16 on this CPU), against the float32 rows above.
 .venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --device cpu --precision bfloat16
 .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu --precision bfloat16
