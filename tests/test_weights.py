@@ -71,3 +71,33 @@ def _rnet_like(rng):
     sd = {k.replace("fc", "dense"): v.numpy() for k, v in shipped("rnet").items()}
     sd.pop("dense4.weight")
     return sd
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)])
+def test_slice_max_pool_equals_ceil_mode_max_pool(kernel, stride):
+    import torch
+
+    from mtcnn_fast.nets import SliceMaxPool
+
+    gen = torch.Generator().manual_seed(0)
+    pool = torch.nn.MaxPool2d(kernel, stride, ceil_mode=True)
+    for h, w in [(12, 12), (13, 12), (12, 17), (5, 3), (3, 3), (2, 2)]:
+        if kernel > min(h, w):
+            continue
+        x = torch.randn(2, 10, h, w, generator=gen).contiguous(memory_format=torch.channels_last)
+        got = SliceMaxPool(kernel, stride)(x)
+        assert torch.equal(got, pool(x)), (h, w)
+
+
+def test_pnet_with_slice_pool_gives_the_numbers_of_the_standard_pool(astronaut):
+    import torch
+
+    from mtcnn_fast.nets import standard_pools
+
+    x = torch.from_numpy((astronaut[:301, :257].astype(np.float32) - 127.5) * 0.0078125)
+    x = x.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
+    fast, plain = load_net("pnet"), standard_pools(load_net("pnet"))
+    assert type(plain.pool1).__name__ == "MaxPool2d" and type(fast.pool1).__name__ == "SliceMaxPool"
+    with torch.inference_mode():
+        for a, b in zip(fast(x), plain(x)):
+            assert torch.equal(a, b)
