@@ -112,14 +112,8 @@ py::list pyramid_scales(int64_t height, int64_t width, double min_face, double f
   return out;
 }
 
-int require_threads(int64_t threads) {
-  if (threads < 1 || threads > 1024) throw py::value_error("threads must lie in [1, 1024]");
-  return static_cast<int>(threads);
-}
-
-py::list pyramid(const py::object& image, const std::vector<double>& scales, int64_t threads) {
+py::list pyramid(const py::object& image, const std::vector<double>& scales) {
   auto img = require_image(image);
-  const int nthreads = require_threads(threads);
   const int64_t h = img.shape(0), w = img.shape(1);
   std::vector<int64_t> sizes;
   std::vector<py::array_t<float>> levels;
@@ -138,8 +132,7 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales, int
   const uint8_t* src = img.data();
   {
     py::gil_scoped_release release;
-    mtcnn::pyramid(src, h, w, sizes.data(), static_cast<int64_t>(outs.size()), outs.data(),
-                   nthreads);
+    mtcnn::pyramid(src, h, w, sizes.data(), static_cast<int64_t>(outs.size()), outs.data());
   }
   py::list out;
   for (auto& level : levels) out.append(level);
@@ -147,9 +140,8 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales, int
 }
 
 py::array_t<float> crop_windows(const py::object& image, const py::object& boxes_obj,
-                                int64_t size, int64_t threads) {
+                                int64_t size) {
   auto img = require_image(image);
-  const int nthreads = require_threads(threads);
   auto boxes = require_boxes(boxes_obj, "boxes");
   if (size < 1 || size > 4096) throw py::value_error("size must lie in [1, 4096]");
   const py::ssize_t n = boxes.shape(0);
@@ -161,7 +153,7 @@ py::array_t<float> crop_windows(const py::object& image, const py::object& boxes
   const int64_t h = img.shape(0), w = img.shape(1);
   {
     py::gil_scoped_release release;
-    mtcnn::crop_windows(src, h, w, b, n, size, dst, nthreads);
+    mtcnn::crop_windows(src, h, w, b, n, size, dst);
   }
   return out;
 }
@@ -271,17 +263,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("pyramid_scales", &pyramid_scales, py::arg("height"), py::arg("width"),
         py::arg("min_face_size"), py::arg("factor"),
         "Pyramid scales 12 / min_face_size * factor**k while min(height, width) * scale >= 12.");
-  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"), py::arg("threads") = 1,
+  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"),
         "Each level: the uint8 (H, W, 3) image resized to ceil(H*s) x ceil(W*s) (area averages\n"
         "when the level is smaller than the image, bilinear when larger),\n"
-        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3). Runs on up to `threads`\n"
-        "threads; the result does not depend on it.");
+        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3).");
   m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"),
-        py::arg("threads") = 1,
         "Windows (1-based inclusive pixel numbers, truncated), zero-filled outside the image,\n"
         "resized to size x size (area averages when the window is at least size wide and high,\n"
-        "else bilinear) and normalised: float32 (N, size, size, 3). Runs on up to `threads`\n"
-        "threads; the result does not depend on it.");
+        "else bilinear) and normalised: float32 (N, size, size, 3).");
   m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
         py::arg("scale"), py::arg("threshold"),
         "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).");

@@ -1,10 +1,6 @@
 #include "ops.hpp"
 
 #include <algorithm>
-#include <array>
-#include <atomic>
-#include <functional>
-#include <thread>
 #include <climits>
 #include <cmath>
 #include <numeric>
@@ -119,7 +115,7 @@ Corners make_corners(double start, double step, int64_t n, int64_t limit) {
 // arithmetic (double) and its order are the specification (see _reference._area).
 template <class T>
 void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy, int64_t in_h,
-               int64_t in_w, int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
+               int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
   const double sx = static_cast<double>(in_w) / static_cast<double>(out_w);
   const double sy = static_cast<double>(in_h) / static_cast<double>(out_h);
   const double inv_cell = 1.0 / (sx * sy);
@@ -160,9 +156,9 @@ void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy,
     const double* bottom = columns(cy.i[r] + 1, cy.i[r]);
     for (int64_t j = 0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
   };
-  corner_row(y0, prev.data());
+  corner_row(0, prev.data());
   const int64_t m = 3 * out_w;
-  for (int64_t y = y0; y < y1; ++y) {
+  for (int64_t y = 0; y < out_h; ++y) {
     corner_row(y + 1, cur.data());
     float* o = out + y * m;
     for (int64_t j = 0; j < m; ++j) {
@@ -213,61 +209,32 @@ Integral make_integral(const uint8_t* img, int64_t width, int64_t x0, int64_t y0
 }
 
 void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
-                 int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
+                 int64_t out_h, int64_t out_w, float* out) {
   if (table.rows == 0 || table.cols == 0) {  // nothing of the image: all zero-fill
-    std::fill(out + y0 * out_w * 3, out + y1 * out_w * 3, (0.0f - kMean) * kScale);
+    std::fill(out, out + out_h * out_w * 3, (0.0f - kMean) * kScale);
     return;
   }
   const double sx0 = static_cast<double>(ox - table.x0), sy0 = static_cast<double>(oy - table.y0);
   if (table.small)
-    area_from(table.small.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, y0,
-              y1, out);
+    area_from(table.small.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, out);
   else
-    area_from(table.large.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, y0,
-              y1, out);
-}
-
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& task) {
-  const int64_t workers = std::min<int64_t>(std::max(threads, 1), n);
-  if (workers <= 1) {
-    for (int64_t i = 0; i < n; ++i) task(i);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  auto work = [&] {
-    for (int64_t i = next++; i < n; i = next++) task(i);
-  };
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < workers; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+    area_from(table.large.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, out);
 }
 
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
-             int64_t levels, float* const* out, int threads) {
-  Integral table;
-  bool any_area = false;
-  for (int64_t l = 0; l < levels; ++l) any_area |= shrinks(height, width, sizes[2 * l], sizes[2 * l + 1]);
-  if (any_area) table = make_integral(img, width, 0, 0, width, height);
-  // Tasks: bands of output rows (area levels) or whole levels (bilinear, rare: min face < 12).
-  constexpr int64_t kBand = 32;
-  std::vector<std::array<int64_t, 3>> tasks;  // level, first row, end row
+             int64_t levels, float* const* out) {
+  Integral table;  // made once, by the first level that shrinks the image
+  bool have_table = false;
   for (int64_t l = 0; l < levels; ++l) {
-    const int64_t oh = sizes[2 * l];
-    if (!shrinks(height, width, oh, sizes[2 * l + 1])) {
-      tasks.push_back({l, 0, oh});
-      continue;
-    }
-    for (int64_t y = 0; y < oh; y += kBand) tasks.push_back({l, y, std::min(oh, y + kBand)});
-  }
-  parallel_for(static_cast<int64_t>(tasks.size()), threads, [&](int64_t i) {
-    const auto [l, y0, y1] = tasks[i];
     const int64_t oh = sizes[2 * l], ow = sizes[2 * l + 1];
-    if (shrinks(height, width, oh, ow))
-      area_resize(table, 0, 0, height, width, oh, ow, y0, y1, out[l]);
-    else
+    if (shrinks(height, width, oh, ow)) {
+      if (!have_table) table = make_integral(img, width, 0, 0, width, height);
+      have_table = true;
+      area_resize(table, 0, 0, height, width, oh, ow, out[l]);
+    } else {
       resize_normalize(img, height, width, oh, ow, out[l]);
-  });
+    }
+  }
 }
 
 std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor) {
@@ -298,7 +265,7 @@ void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t
 }
 
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
-                  int64_t n, int64_t size, float* out, int threads) {
+                  int64_t n, int64_t size, float* out) {
   const int64_t stride = width * 3;
   const int64_t per_window = 3 * size * size;
   auto window = [&](int64_t k, int64_t* x1, int64_t* y1, int64_t* x2, int64_t* y2) {
@@ -326,7 +293,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     table = make_integral(img, width, rx0, ry0, std::clamp<int64_t>(rx1, rx0, width),
                           std::clamp<int64_t>(ry1, ry0, height));
   }
-  parallel_for(n, threads, [&](int64_t k) {
+  for (int64_t k = 0; k < n; ++k) {
     int64_t x1, y1, x2, y2;
     window(k, &x1, &y1, &x2, &y2);
     const int64_t crop_w = x2 - x1 + 1;
@@ -334,11 +301,11 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     float* dst = out + k * per_window;
     if (crop_w <= 0 || crop_h <= 0) {  // an empty window is all zero-fill
       std::fill(dst, dst + per_window, (0.0f - kMean) * kScale);
-      return;
+      continue;
     }
     if (shrinks(crop_h, crop_w, size, size)) {
-      area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, 0, size, dst);
-      return;
+      area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, dst);
+      continue;
     }
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.
     // In interleaved units the window's column offset is 3 * (x1 - 1).
@@ -359,7 +326,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
       }
     };
     resample(row, crop_h, crop_w, size, size, dst);
-  });
+  }
 }
 
 void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,

@@ -5,7 +5,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -43,25 +42,19 @@ inline bool shrinks(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w) {
 // (oy, ox) (zero outside the table's region) to out_h x out_w, normalised like
 // resize_normalize, into out (out_h * out_w * 3).
 void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
-                 int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out);
-// (Only output rows y0 <= y < y1 are written; the rest of out is left alone.)
-
-// Runs task(0..n-1) on up to `threads` threads (the caller's among them), each index once.
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& task);
+                 int64_t out_h, int64_t out_w, float* out);
 
 // The pyramid: level l, sizes[2l] x sizes[2l + 1], into out[l] (area averages from one shared
-// summed-area table when the level is smaller than the image, bilinear otherwise), split into
-// bands of rows over up to `threads` threads. Results do not depend on `threads`.
+// summed-area table when the level is smaller than the image, bilinear otherwise).
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
-             int64_t levels, float* const* out, int threads);
+             int64_t levels, float* const* out);
 
 // Cuts square windows (1-based inclusive pixel numbers, truncated toward zero) out of an
 // HxWx3 image, zero-filling what lies outside it, resizes each to size x size (area averages
 // when the window is at least size wide and high, bilinear otherwise) and normalises
 // into out (n * size * size * 3), HWC per window.
-// Windows are spread over up to `threads` threads; results do not depend on it.
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
-                  int64_t n, int64_t size, float* out, int threads = 1);
+                  int64_t n, int64_t size, float* out);
 
 // P-Net output cells with score >= threshold, row-major, mapped to their windows.
 void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,

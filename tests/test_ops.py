@@ -68,28 +68,6 @@ def test_pyramid_matches_reference(img, scales):
         same(g, w_)
 
 
-@given(images, st.lists(st.floats(0.05, 3.0), min_size=1, max_size=4), st.integers(2, 5))
-def test_pyramid_does_not_depend_on_threads(img, scales, threads):
-    for g, w_ in zip(_core.pyramid(img, scales, threads), _core.pyramid(img, scales)):
-        same(g, w_)
-
-
-def test_threads_split_real_work_without_changing_it(astronaut):
-    scales = _core.pyramid_scales(*astronaut.shape[:2], 20.0, 0.709)
-    for g, w_ in zip(_core.pyramid(astronaut, scales, 3), _reference.pyramid(astronaut, scales)):
-        same(g, w_)
-    rng = np.random.default_rng(1)
-    xy = rng.uniform(-30, 500, (300, 2))
-    boxes = np.trunc(np.hstack([xy, xy + rng.uniform(5, 120, (300, 1))])).astype(np.float32)
-    for size in (24, 48):
-        same(_core.crop_windows(astronaut, boxes, size, 3), _reference.crop_windows(astronaut, boxes, size))
-    for backend in (_core, _reference):
-        with pytest.raises(ValueError, match="threads"):
-            backend.pyramid(astronaut, [0.5], 0)
-        with pytest.raises(ValueError, match="threads"):
-            backend.crop_windows(astronaut, boxes, 24, 0)
-
-
 def test_pyramid_identity_scale_is_the_normalised_image(astronaut):
     (level,) = _core.pyramid(astronaut, [1.0])
     same(level, (astronaut.astype(np.float32) - 127.5) * 0.0078125)

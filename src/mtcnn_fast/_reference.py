@@ -157,18 +157,11 @@ def _area(table: np.ndarray, ox: int, oy: int, in_h: int, in_w: int, out_h: int,
     return np.ascontiguousarray((v.astype(np.float32) - _MEAN) * _SCALE)
 
 
-def _require_threads(threads) -> None:
-    if not 1 <= int(threads) <= 1024:
-        raise ValueError("threads must lie in [1, 1024]")
-
-
-def pyramid(image, scales: Sequence[float], threads: int = 1) -> List[np.ndarray]:
+def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
     """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 HWC
     (channels-last, the layout the networks run fastest in). Levels smaller than the image are
-    area averages (_area), larger ones bilinear (_resample). `threads` (the core's worker count)
-    does not change the result."""
+    area averages (_area), larger ones bilinear (_resample)."""
     img = _require_image(image)
-    _require_threads(threads)
     h, w = img.shape[:2]
     src = img.astype(np.float32)
     table = None
@@ -187,13 +180,11 @@ def pyramid(image, scales: Sequence[float], threads: int = 1) -> List[np.ndarray
     return levels
 
 
-def crop_windows(image, boxes, size: int, threads: int = 1) -> np.ndarray:
+def crop_windows(image, boxes, size: int) -> np.ndarray:
     """Windows (1-based inclusive pixel numbers, truncated) cut out with zero fill, resized to
     size x size (area averages when the window is at least size wide and high, else bilinear),
-    normalised: (N, size, size, 3) float32 (channels-last). `threads` does not change the
-    result."""
+    normalised: (N, size, size, 3) float32 (channels-last)."""
     img = _require_image(image)
-    _require_threads(threads)
     b = _require_boxes(boxes)
     size = int(size)
     if not 1 <= size <= 4096:
