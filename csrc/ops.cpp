@@ -279,7 +279,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
   for (int64_t k = 0; k < n; ++k) {
     int64_t x1, y1, x2, y2;
     window(k, &x1, &y1, &x2, &y2);
-    if (x2 - x1 + 1 >= 1 && y2 - y1 + 1 >= 1 && shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) {
+    if (shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) {  // size >= 1: never an empty window
       rx0 = std::min(rx0, x1 - 1);
       ry0 = std::min(ry0, y1 - 1);
       rx1 = std::max(rx1, x2);

@@ -194,7 +194,7 @@ def crop_windows(image, boxes, size: int) -> np.ndarray:
     src = img.astype(np.float32)
     t = np.trunc(b).astype(np.int64)
     cw, ch = t[:, 2] - t[:, 0] + 1, t[:, 3] - t[:, 1] + 1
-    area = (cw >= 1) & (ch >= 1) & (cw >= size) & (ch >= size)
+    area = (cw >= size) & (ch >= size)  # size >= 1: never an empty window
     table = None
     if area.any():
         # One table over the part of the image the area-averaged windows cover.
