@@ -74,13 +74,13 @@ def score(samples, pred: dict):
 
 def cmd_score(args) -> int:
     samples = ev.load_landmarks_jsonl(Path(args.file))
-    results = {Path(p).name: score(samples, ev.read_predictions_jsonl(Path(p))) for p in args.predictions}
+    results = {p: score(samples, ev.read_predictions_jsonl(Path(p))) for p in args.predictions}
     both = np.all([np.isfinite(e) for e, _ in results.values()], axis=0)
     print(f"{args.file}: {len(samples)} crops, {int(both.sum())} with a face from every detector")
-    print(f"{'predictions':40s} {'found':>6s} {'error':>7s} {'on common':>10s} {'fail>10%':>9s} {'dx px':>7s} {'dy px':>7s}")
+    print(f"{'predictions':50s} {'found':>6s} {'error':>7s} {'on common':>10s} {'fail>10%':>9s} {'dx px':>7s} {'dy px':>7s}")
     for name, (e, off) in results.items():
         ok = np.isfinite(e)
-        print(f"{name:40s} {int(ok.sum()):6d} {100 * e[ok].mean():6.2f}% {100 * e[both].mean():9.2f}% "
+        print(f"{name:50s} {int(ok.sum()):6d} {100 * e[ok].mean():6.2f}% {100 * e[both].mean():9.2f}% "
               f"{100 * (e[ok] > ev.LANDMARK_FAILURE).mean():8.1f}% {np.nanmean(off[:, 0]):+7.2f} {np.nanmean(off[:, 1]):+7.2f}")
     return 0
 

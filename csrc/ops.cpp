@@ -36,6 +36,31 @@ Axis make_axis(int64_t in, int64_t out) {
   return a;
 }
 
+// Two computed rows of n values, kept by the source row they come from (consecutive output rows
+// of a resize often need the same source rows). get(y, pinned, fill) returns row y, calling
+// fill(y, dst) only when no slot holds it; the slot holding row `pinned` (still needed for the
+// current output row) is never replaced.
+template <class V>
+class TwoRows {
+ public:
+  explicit TwoRows(int64_t n) : slot_{std::vector<V>(n), std::vector<V>(n)} {}
+
+  template <class Fill>
+  const V* get(int64_t y, int64_t pinned, Fill fill) {
+    for (int k = 0; k < 2; ++k)
+      if (row_[k] == y) return slot_[k].data();
+    int k = (row_[0] < row_[1]) ? 0 : 1;
+    if (row_[k] == pinned) k = 1 - k;
+    fill(y, slot_[k].data());
+    row_[k] = y;
+    return slot_[k].data();
+  }
+
+ private:
+  std::vector<V> slot_[2];
+  int64_t row_[2] = {-1, -1};
+};
+
 // Bilinear resample of a virtual in_h x in_w x 3 source into a normalised, interleaved
 // out_h x out_w x 3 float buffer (HWC: what torch calls channels-last, the fast layout for the
 // networks). `row(y, lo, hi, xa, xb)` must write source row y's values at the interleaved
@@ -60,27 +85,17 @@ void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
     }
   }
   std::vector<float> xa(n), xb(n);
-  // Horizontally interpolated source rows, two slots, keyed by source row index.
-  std::vector<float> slot[2] = {std::vector<float>(n), std::vector<float>(n)};
-  int64_t slot_row[2] = {-1, -1};
-  // Returns source row y interpolated horizontally, computing it unless a slot holds it; the
-  // slot holding row `pinned` (still needed for this output row) is never replaced.
-  auto horizontal = [&](int64_t y, int64_t pinned) -> const float* {
-    for (int k = 0; k < 2; ++k)
-      if (slot_row[k] == y) return slot[k].data();
-    int k = (slot_row[0] < slot_row[1]) ? 0 : 1;
-    if (slot_row[k] == pinned) k = 1 - k;
+  // Source row y interpolated horizontally.
+  auto horizontal = [&](int64_t y, float* d) {
     row(y, lo.data(), hi.data(), xa.data(), xb.data());
-    float* d = slot[k].data();
     for (int64_t i = 0; i < n; ++i) d[i] = xa[i] * gx[i] + xb[i] * fx[i];
-    slot_row[k] = y;
-    return d;
   };
+  TwoRows<float> cache(n);
   for (int64_t y = 0; y < out_h; ++y) {
     const float fy = ay.frac[y];
     const float gy = 1.0f - fy;
-    const float* t = horizontal(ay.lo[y], -1);
-    const float* b = horizontal(ay.hi[y], ay.lo[y]);
+    const float* t = cache.get(ay.lo[y], -1, horizontal);
+    const float* b = cache.get(ay.hi[y], ay.lo[y], horizontal);
     float* o = out + y * n;
     for (int64_t i = 0; i < n; ++i) {
       const float v = t[i] * gy + b[i] * fy;
@@ -132,28 +147,19 @@ void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy,
       gx[3 * k + c] = 1.0 - cx.f[k];
     }
   }
-  // Table rows interpolated at the corner columns, two slots keyed by table row (consecutive
-  // corner rows often share one), as in resample().
-  std::vector<double> slot[2] = {std::vector<double>(n), std::vector<double>(n)};
-  int64_t slot_row[2] = {-1, -1};
-  auto columns = [&](int64_t y, int64_t pinned) -> const double* {
-    for (int k = 0; k < 2; ++k)
-      if (slot_row[k] == y) return slot[k].data();
-    int k = (slot_row[0] < slot_row[1]) ? 0 : 1;
-    if (slot_row[k] == pinned) k = 1 - k;
+  // Table row y interpolated at the corner columns.
+  auto columns = [&](int64_t y, double* d) {
     const T* a = table + y * stride;
-    double* d = slot[k].data();
     for (int64_t j = 0; j < n; ++j)
       d[j] = static_cast<double>(a[at[j]]) * gx[j] + static_cast<double>(a[at[j] + 3]) * fx[j];
-    slot_row[k] = y;
-    return d;
   };
+  TwoRows<double> cache(n);
   std::vector<double> prev(n), cur(n);
   auto corner_row = [&](int64_t r, double* dst) {
     const double fy = cy.f[r];
     const double gy = 1.0 - fy;
-    const double* top = columns(cy.i[r], -1);
-    const double* bottom = columns(cy.i[r] + 1, cy.i[r]);
+    const double* top = cache.get(cy.i[r], -1, columns);
+    const double* bottom = cache.get(cy.i[r] + 1, cy.i[r], columns);
     for (int64_t j = 0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
   };
   corner_row(0, prev.data());
