@@ -74,30 +74,58 @@ def _rnet_like(rng):
 
 
 @pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)])
-def test_slice_max_pool_equals_ceil_mode_max_pool(kernel, stride):
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_slice_max_pool_equals_ceil_mode_max_pool(kernel, stride, channels_last):
+    """Every map size from the kernel up, even and odd (odd sizes leave a last window hanging
+    over the edge), in both memory formats, NaN included; TorchScript as the detector runs it."""
     import torch
 
-    from mtcnn_fast.nets import SliceMaxPool
+    from mtcnn_fast.nets import SliceMaxPool, compile_net
 
     gen = torch.Generator().manual_seed(0)
     pool = torch.nn.MaxPool2d(kernel, stride, ceil_mode=True)
-    for h, w in [(12, 12), (13, 12), (12, 17), (5, 3), (3, 3), (2, 2)]:
-        if kernel > min(h, w):
-            continue
-        x = torch.randn(2, 10, h, w, generator=gen).contiguous(memory_format=torch.channels_last)
-        got = SliceMaxPool(kernel, stride)(x)
-        assert torch.equal(got, pool(x)), (h, w)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fast = SliceMaxPool(kernel, stride)
+    scripted = compile_net(torch.nn.Sequential(SliceMaxPool(kernel, stride)).eval())
+    for h in range(kernel, 16):
+        for w in (kernel, kernel + 1, 12, 17):
+            x = torch.randn(2, 10, h, w, generator=gen).contiguous(memory_format=fmt)
+            x[1, 3, h // 2, w - 1] = float("nan")
+            before = x.clone()
+            want = pool(x)
+            for f in (fast, scripted):
+                got = f(x)
+                assert got.shape == want.shape, (h, w)
+                assert torch.equal(got.nan_to_num(7.0), want.nan_to_num(7.0)), (h, w)
+                assert torch.isnan(got).sum() == torch.isnan(want).sum(), (h, w)
+                assert got.is_contiguous(memory_format=fmt), (h, w)
+            assert torch.equal(x.nan_to_num(7.0), before.nan_to_num(7.0))  # input untouched
+    # Training: the same numbers, and the gradient of torch's pool.
+    x = torch.randn(2, 10, 13, 12, generator=gen).contiguous(memory_format=fmt).requires_grad_()
+    got = fast(x)
+    got.sum().backward()
+    x2 = x.detach().clone().requires_grad_()
+    pool(x2).sum().backward()
+    assert torch.equal(got.detach(), pool(x.detach())) and torch.equal(x.grad, x2.grad)
 
 
-def test_pnet_with_slice_pool_gives_the_numbers_of_the_standard_pool(astronaut):
+def test_nets_with_slice_pools_give_the_numbers_of_the_standard_pools(astronaut, detector):
+    """P-Net on a photo, R-Net and O-Net on the windows the detector makes of it."""
     import torch
 
     from mtcnn_fast.nets import standard_pools
 
     x = torch.from_numpy((astronaut[:301, :257].astype(np.float32) - 127.5) * 0.0078125)
-    x = x.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
-    fast, plain = load_net("pnet"), standard_pools(load_net("pnet"))
-    assert type(plain.pool1).__name__ == "MaxPool2d" and type(fast.pool1).__name__ == "SliceMaxPool"
-    with torch.inference_mode():
-        for a, b in zip(fast(x), plain(x)):
-            assert torch.equal(a, b)
+    inputs = {"pnet": x.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)}
+    windows = detector.propose(astronaut)
+    assert len(windows) > 10
+    for name, size in (("rnet", 24), ("onet", 48)):
+        crops = torch.from_numpy(detector._ops.crop_windows(astronaut, windows, size))
+        inputs[name] = crops.permute(0, 3, 1, 2)
+    for name, x in inputs.items():
+        fast, plain = load_net(name), standard_pools(load_net(name))
+        pools = [n for n, m in fast.named_children() if type(m).__name__ == "SliceMaxPool"]
+        assert pools and all(type(getattr(plain, n)).__name__ == "MaxPool2d" for n in pools)
+        with torch.inference_mode():
+            for a, b in zip(fast(x), plain(x)):
+                assert torch.equal(a, b), name

@@ -23,10 +23,12 @@ WEIGHT_FILES = {"pnet": "pnet.npz", "rnet": "rnet.npz", "onet": "onet.npz"}
 
 class SliceMaxPool(nn.Module):
     """Max pooling in ceil mode (like ``nn.MaxPool2d(k, s, ceil_mode=True)``, the same numbers)
-    computed as element-wise maxima of strided slices, rows then columns. On P-Net's full-size,
-    10-channel map in channels-last memory torch's pooling kernel is 3 to 4 times slower than
-    this (P-Net 11% faster at 1 thread, 14% at 2, on WIDER photos); on the R-Net and O-Net pools
-    it gains nothing, so they keep ``nn.MaxPool2d``."""
+    computed as element-wise maxima of strided slices, rows then columns, without padding
+    copies: a last window that hangs over the edge takes the maximum of the slices that reach
+    it. On channels-last maps torch's pooling kernel is 1.1 to 3.5 times slower than this (P-Net's
+    full-size 10-channel map and R-Net's first pool most of all; benchmarks/README.md). The
+    maxima are taken in place, which autograd refuses: where a gradient is wanted (training)
+    torch's own pool runs."""
 
     def __init__(self, kernel: int, stride: int) -> None:
         super().__init__()
@@ -34,20 +36,35 @@ class SliceMaxPool(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.requires_grad and torch.is_grad_enabled():  # training: torch's pool has the gradient
+            return F.max_pool2d(x, self.kernel, self.stride, ceil_mode=True)
+        return self._along(self._along(x, 2), 3)
+
+    def _take(self, x: Tensor, dim: int, start: int, count: int) -> Tensor:
+        """Elements start, start + stride, ... (count of them) along dim, as a view."""
+        end = start + (count - 1) * self.stride + 1
+        if dim == 2:
+            return x[:, :, start:end:self.stride]
+        return x[:, :, :, start:end:self.stride]
+
+    def _along(self, x: Tensor, dim: int) -> Tensor:
         k, s = self.kernel, self.stride
-        h, w = x.shape[2], x.shape[3]
-        oh = (h - k + s - 1) // s + 1
-        ow = (w - k + s - 1) // s + 1
-        ph = (oh - 1) * s + k - h
-        pw = (ow - 1) * s + k - w
-        if ph > 0 or pw > 0:  # ceil mode: the last window may hang over; -inf never wins
-            x = F.pad(x, (0, pw, 0, ph), value=float("-inf"))
-        rows = x[:, :, 0 : (oh - 1) * s + 1 : s]
-        for i in range(1, k):
-            rows = torch.maximum(rows, x[:, :, i : (oh - 1) * s + 1 + i : s])
-        out = rows[:, :, :, 0 : (ow - 1) * s + 1 : s]
-        for i in range(1, k):
-            out = torch.maximum(out, rows[:, :, :, i : (ow - 1) * s + 1 + i : s])
+        size = x.size(dim)
+        n = (size - k + s - 1) // s + 1  # ceil mode: every window starts inside the map
+        first = self._take(x, dim, 0, n)
+        # Slice i reaches the windows j with j * s + i < size: all n of them, or all but the last.
+        reach = min(n, (size - 2) // s + 1)
+        if reach == n:
+            out = torch.maximum(first, self._take(x, dim, 1, n))
+        else:
+            out = torch.empty_like(first)
+            head = out.narrow(dim, 0, reach)
+            torch.maximum(first.narrow(dim, 0, reach), self._take(x, dim, 1, reach), out=head)
+            out.narrow(dim, reach, n - reach).copy_(first.narrow(dim, reach, n - reach))
+        for i in range(2, k):
+            reach = min(n, (size - 1 - i) // s + 1)
+            head = out.narrow(dim, 0, reach)
+            torch.maximum(head, self._take(x, dim, i, reach), out=head)
         return out
 
 
@@ -91,10 +108,10 @@ class RNet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 28, 3)
         self.prelu1 = nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.pool1 = SliceMaxPool(3, 2)
         self.conv2 = nn.Conv2d(28, 48, 3)
         self.prelu2 = nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.pool2 = SliceMaxPool(3, 2)
         self.conv3 = nn.Conv2d(48, 64, 2)
         self.prelu3 = nn.PReLU(64)
         self.fc4 = nn.Linear(576, 128)
@@ -119,13 +136,13 @@ class ONet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, 3)
         self.prelu1 = nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.pool1 = SliceMaxPool(3, 2)
         self.conv2 = nn.Conv2d(32, 64, 3)
         self.prelu2 = nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.pool2 = SliceMaxPool(3, 2)
         self.conv3 = nn.Conv2d(64, 64, 3)
         self.prelu3 = nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.pool3 = SliceMaxPool(2, 2)
         self.conv4 = nn.Conv2d(64, 128, 2)
         self.prelu4 = nn.PReLU(128)
         self.fc5 = nn.Linear(1152, 256)
