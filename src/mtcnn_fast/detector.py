@@ -20,6 +20,7 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from . import _malloc
 from ._input import as_frame_list, as_rgb_frame, is_batch
 from .nets import compile_net, load_net
 from .ops import get_ops
@@ -127,6 +128,11 @@ class FaceDetector:
         precision: "float32" (default), "bfloat16" (CPUs with native bf16, AVX-512 BF16 or AMX,
             and CUDA) or "float16" (CUDA only): the networks' arithmetic. Reduced precision moves
             scores and boxes slightly; benchmarks/accuracy.md gives its speed and AP change.
+        keep_freed_memory: under glibc, raise the allocator's mmap and trim thresholds (once
+            per process, unless the environment sets them) so that each frame reuses the memory
+            the previous one freed instead of faulting it in again from the system: 1.1x to
+            2x faster, at the price of a resident size that stays near its peak
+            (``mtcnn_fast._malloc``). False leaves the allocator as it is.
 
     ``detect`` returns boxes and landmarks in the networks' own frame, unchanged: that of the
     WIDER FACE annotations, read as 0-based pixel coordinates, as facenet-pytorch and
@@ -144,6 +150,7 @@ class FaceDetector:
         backend: str = "cpp",
         jit: bool = True,
         precision: str = "float32",
+        keep_freed_memory: bool = True,
     ) -> None:
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)):
             raise TypeError(f"min_face_size must be a number, got {type(min_face_size).__name__}")
@@ -154,6 +161,8 @@ class FaceDetector:
             raise ValueError(f"thresholds must be three numbers in [0, 1], got {thresholds}")
         if not 0.0 < float(scale_factor) < 1.0:
             raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {scale_factor}")
+        if keep_freed_memory:
+            _malloc.keep_freed_memory()
         self.min_face_size = float(min_face_size)
         self.thresholds: Tuple[float, float, float] = thresholds  # type: ignore[assignment]
         self.scale_factor = float(scale_factor)

@@ -1,0 +1,94 @@
+"""The allocator setting (mtcnn_fast._malloc): freed frame buffers stay in the process.
+
+Each case runs in a fresh interpreter: the setting is per process and the test process's own
+allocator state is not a clean slate."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mtcnn_fast import _malloc
+
+pytestmark = pytest.mark.skipif(_malloc.glibc() is None, reason="the setting applies under glibc only")
+
+# Allocates, fills and frees a 64 MB torch tensor twice (the size of P-Net's activations on a
+# 4K frame), then prints whether the setting is on and how many pages the second one faulted in.
+# (NumPy asks for transparent huge pages on big arrays, torch does not: its buffers fault in
+# 4 kB at a time.)
+PROBE = """
+import json, resource, sys
+import torch
+import mtcnn_fast._malloc as m
+from mtcnn_fast import FaceDetector
+FaceDetector(device="cpu", keep_freed_memory=sys.argv[1] == "on")
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+torch.ones(16 << 20).sum()
+before = faults()
+torch.ones(16 << 20).sum()
+print(json.dumps({"applied": m._state["applied"], "faults": faults() - before}))
+"""
+
+PAGES_64MB = (64 << 20) // 4096
+
+
+def probe(mode, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    environ.update(env)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PROBE), mode], capture_output=True, text=True, env=environ, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_detector_keeps_freed_buffers_for_the_next_frame():
+    got = probe("on")
+    assert got["applied"] is True
+    # The second buffer reuses the first one's pages: next to none fault in again.
+    assert got["faults"] < PAGES_64MB // 20, got
+
+
+def test_without_the_setting_glibc_returns_big_buffers_to_the_system():
+    got = probe("off")
+    assert got["applied"] is False
+    # The control that shows what the setting saves: every page of the buffer faults in again.
+    assert got["faults"] > PAGES_64MB * 9 // 10, got
+
+
+def test_the_users_own_malloc_settings_stand():
+    got = probe("on", MALLOC_TRIM_THRESHOLD_="131072")
+    assert got["applied"] is False
+    assert got["faults"] > PAGES_64MB * 9 // 10, got
+
+
+def test_user_settings_are_recognised(monkeypatch):
+    for k in [k for k in os.environ if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"]:
+        monkeypatch.delenv(k)
+    assert not _malloc.user_has_set_malloc()
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=512")
+    assert not _malloc.user_has_set_malloc()
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000000")
+    assert _malloc.user_has_set_malloc()
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the number of arenas, not the thresholds
+    assert not _malloc.user_has_set_malloc()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert _malloc.user_has_set_malloc()
+
+
+def test_the_peer_comparison_gives_peers_the_same_setting():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "compare.py"
+    spec = importlib.util.spec_from_file_location("compare", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    assert compare.KEEP_BYTES == _malloc.KEEP_BYTES
+    assert compare.SAME_MALLOC == {"MALLOC_MMAP_THRESHOLD_": str(_malloc.KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(_malloc.KEEP_BYTES)}
