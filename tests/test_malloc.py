@@ -1,8 +1,9 @@
 """The allocator setting (mtcnn_fast._malloc): freed frame buffers stay in the process.
 
-Each case runs in a fresh interpreter: the setting is per process and the test process's own
-allocator state is not a clean slate."""
+The cases that watch the allocator run in a fresh interpreter: the setting is per process, and
+the test process's own allocator state is not a clean slate."""
 
+import json
 import os
 import subprocess
 import sys
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.skipif(_malloc.glibc() is None, reason="the setting app
 
 # Allocates, fills and frees a 64 MB torch tensor twice (the size of P-Net's activations on a
 # 4K frame), then prints whether the setting is on and how many pages the second one faulted in.
-# (NumPy asks for transparent huge pages on big arrays, torch does not: its buffers fault in
-# 4 kB at a time.)
+# (NumPy asks for transparent huge pages on big arrays, torch does not unless THP_MEM_ALLOC_ENABLE
+# is set: its buffers fault in 4 kB at a time.)
 PROBE = """
 import json, resource, sys
 import torch
@@ -36,14 +37,13 @@ PAGES_64MB = (64 << 20) // 4096
 
 
 def probe(mode, **env):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    ours = ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ours}
     environ.update(env)
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(PROBE), mode], capture_output=True, text=True, env=environ, timeout=300
     )
     assert out.returncode == 0, out.stderr
-    import json
-
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -91,4 +91,5 @@ def test_the_peer_comparison_gives_peers_the_same_setting():
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
     assert compare.KEEP_BYTES == _malloc.KEEP_BYTES
-    assert compare.SAME_MALLOC == {"MALLOC_MMAP_THRESHOLD_": str(_malloc.KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(_malloc.KEEP_BYTES)}
+    keep = str(_malloc.KEEP_BYTES)
+    assert compare.SAME_MALLOC == {"MALLOC_MMAP_THRESHOLD_": keep, "MALLOC_TRIM_THRESHOLD_": keep}

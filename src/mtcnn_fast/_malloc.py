@@ -5,8 +5,9 @@ table, activations of P-Net and of the R-Net / O-Net chunks) and frees them befo
 frame. By default glibc serves every block larger than its adaptive mmap threshold (at most
 32 MB) with a fresh mmap and returns it to the system on free, and trims the top of the heap once
 more than twice that threshold lies free there; the next frame then faults the same memory in
-again, page by page. On the 2-core development machine that cost 10% of a 640x480 detection, a
-third of a 1280x720 one at 2 threads and 40% of a 3840x2160 one (benchmarks/README.md).
+again, page by page. On the 2-core development machine keeping the memory made detections up to
+1.2x faster at 1 thread on 640x480 to 1920x1080 frames and 1.6x on 3840x2160 ones
+(benchmarks/README.md).
 
 keep_freed_memory() raises both thresholds to KEEP_BYTES, the way an arena allocator (ONNX
 Runtime's, TensorFlow's) keeps its blocks: blocks up to that size come from the heap and stay
@@ -29,7 +30,8 @@ M_MMAP_THRESHOLD = -3
 def user_has_set_malloc() -> bool:
     """Whether the environment sets glibc's malloc parameters (MALLOC_*_ or glibc.malloc tunables)."""
     env = os.environ
-    return any(k.startswith("MALLOC_") and k.endswith("_") for k in env) or "glibc.malloc." in env.get("GLIBC_TUNABLES", "")
+    named = any(k.startswith("MALLOC_") and k.endswith("_") for k in env)
+    return named or "glibc.malloc." in env.get("GLIBC_TUNABLES", "")
 
 
 _state = {"done": False, "applied": False}
