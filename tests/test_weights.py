@@ -109,11 +109,11 @@ def test_slice_max_pool_equals_ceil_mode_max_pool(kernel, stride, channels_last)
     assert torch.equal(got.detach(), pool(x.detach())) and torch.equal(x.grad, x2.grad)
 
 
-def test_nets_with_slice_pools_give_the_numbers_of_the_standard_pools(astronaut, detector):
+def test_nets_with_fast_layers_give_the_numbers_of_the_standard_layers(astronaut, detector):
     """P-Net on a photo, R-Net and O-Net on the windows the detector makes of it."""
     import torch
 
-    from mtcnn_fast.nets import standard_pools
+    from mtcnn_fast.nets import standard_layers
 
     x = torch.from_numpy((astronaut[:301, :257].astype(np.float32) - 127.5) * 0.0078125)
     inputs = {"pnet": x.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)}
@@ -123,9 +123,45 @@ def test_nets_with_slice_pools_give_the_numbers_of_the_standard_pools(astronaut,
         crops = torch.from_numpy(detector._ops.crop_windows(astronaut, windows, size))
         inputs[name] = crops.permute(0, 3, 1, 2)
     for name, x in inputs.items():
-        fast, plain = load_net(name), standard_pools(load_net(name))
-        pools = [n for n, m in fast.named_children() if type(m).__name__ == "SliceMaxPool"]
-        assert pools and all(type(getattr(plain, n)).__name__ == "MaxPool2d" for n in pools)
+        fast, plain = load_net(name), standard_layers(load_net(name))
+        swapped = {"SliceMaxPool": "MaxPool2d", "TiledPReLU": "PReLU"}
+        fast_kinds = [(n, type(m).__name__) for n, m in fast.named_children() if type(m).__name__ in swapped]
+        assert {k for _, k in fast_kinds} == set(swapped)
+        assert all(type(getattr(plain, n)).__name__ == swapped[k] for n, k in fast_kinds)
         with torch.inference_mode():
             for a, b in zip(fast(x), plain(x)):
                 assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("channels", [10, 16, 28])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_tiled_prelu_equals_prelu(channels, channels_last):
+    """Both paths (channel counts that are and are not multiples of 16), both memory formats,
+    odd sizes, NaN and signed zeros; TorchScript as the detector runs it; training's gradient."""
+    import torch
+
+    from mtcnn_fast.nets import TiledPReLU, compile_net
+
+    gen = torch.Generator().manual_seed(1)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fast = TiledPReLU(channels)
+    with torch.no_grad():
+        fast.weight.copy_(torch.randn(channels, generator=gen))
+    plain = torch.nn.PReLU(channels)
+    plain.weight = fast.weight
+    scripted = compile_net(torch.nn.Sequential(fast).eval())
+    for shape in [(1, channels, 13, 7), (3, channels, 5, 11), (2, channels, 1, 1)]:
+        x = torch.randn(shape, generator=gen).contiguous(memory_format=fmt)
+        x[0, 0, 0, 0], x[0, 1, 0, 0], x[-1, 2, -1, -1] = float("nan"), -0.0, 0.0
+        with torch.inference_mode():
+            want = plain(x)
+            for f in (fast, scripted):
+                got = f(x)
+                assert got.shape == want.shape and got.is_contiguous(memory_format=fmt)
+                assert torch.equal(got.nan_to_num(7.0), want.nan_to_num(7.0))
+                assert torch.equal(got.isnan(), want.isnan())
+    x = torch.randn(2, channels, 6, 5, generator=gen).contiguous(memory_format=fmt).requires_grad_()
+    fast(x).sum().backward()
+    x2 = x.detach().clone().requires_grad_()
+    torch.nn.functional.prelu(x2, fast.weight.detach()).sum().backward()
+    assert torch.equal(x.grad, x2.grad)
