@@ -136,7 +136,7 @@ def test_nets_with_fast_layers_give_the_numbers_of_the_standard_layers(astronaut
 @pytest.mark.parametrize("channels", [10, 16, 28])
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_tiled_prelu_equals_prelu(channels, channels_last):
-    """Both paths (channel counts that are and are not multiples of 16), both memory formats,
+    """Both paths (fewer channels than 16, and more), both memory formats,
     odd sizes, NaN and signed zeros; TorchScript as the detector runs it; training's gradient."""
     import torch
 
