@@ -40,8 +40,10 @@ if [ -x "$PEER" ]; then
   LFW_PRED="$LFW_PRED $OUT/lfw/facenet.jsonl"
   TEST_PRED="$TEST_PRED $OUT/facenet_landmarks.jsonl"
 fi
-.venv/bin/python benchmarks/landmark_offsets.py score --file $DATA/landmarks_5pt/test.jsonl --predictions $TEST_PRED
-.venv/bin/python benchmarks/landmark_offsets.py score --file $OUT/lfw/subset.jsonl --predictions $LFW_PRED
+.venv/bin/python benchmarks/landmark_offsets.py score --file $DATA/landmarks_5pt/test.jsonl --predictions $TEST_PRED \
+  --shift 0.5 0.5
+.venv/bin/python benchmarks/landmark_offsets.py score --file $OUT/lfw/subset.jsonl --predictions $LFW_PRED \
+  --shift 0.5 0.5
 
 # Reduced precision (bfloat16 on this CPU), against the float32 rows above.
 .venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --device cpu --precision bfloat16

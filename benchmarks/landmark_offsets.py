@@ -9,7 +9,8 @@ two sets place their points differently and a fixed shift cannot help on both.
     python benchmarks/landmark_offsets.py subset --file ../shared/data/landmarks_5pt/train.jsonl \\
         --out benchmarks/results/lfw/subset.jsonl --limit 1500
     # then predictions on it (mtcnn-fast eval landmarks --save-predictions, the peer runners), and
-    python benchmarks/landmark_offsets.py score --file SUBSET_OR_TEST.jsonl --predictions A.jsonl B.jsonl
+    python benchmarks/landmark_offsets.py score --file SUBSET_OR_TEST.jsonl --predictions A.jsonl B.jsonl \\
+        [--shift 0.5 0.5]   # also each file's points moved by half a pixel (facenet-pytorch's offset)
 
 Predictions are in canvas coordinates (each crop centred on a canvas padded by 40 px, as
 `mtcnn-fast eval landmarks` and the peer runners make them). The face scored in a crop is the most
@@ -51,7 +52,9 @@ def cmd_subset(args) -> int:
     return 0
 
 
-def score(samples, pred: dict):
+def score(samples, pred: dict, shift=(0.0, 0.0)):
+    """Per crop: error over the inter-ocular distance and mean signed offset (NaN where no face),
+    with the predicted points moved by `shift` pixels first."""
     errors = np.full(len(samples), np.nan)
     offsets = np.full((len(samples), 2), np.nan)
     pad = ev.CANVAS_PAD
@@ -65,7 +68,7 @@ def score(samples, pred: dict):
         if not inside.any():
             continue
         j = int(np.flatnonzero(inside)[np.argmax(p.scores[inside])])
-        pts = p.landmarks[j] - pad
+        pts = p.landmarks[j] - pad + np.asarray(shift)
         iod = np.linalg.norm(s.points[0] - s.points[1])
         errors[k] = np.linalg.norm(pts - s.points, axis=1).mean() / iod
         offsets[k] = (pts - s.points).mean(axis=0)
@@ -74,13 +77,18 @@ def score(samples, pred: dict):
 
 def cmd_score(args) -> int:
     samples = ev.load_landmarks_jsonl(Path(args.file))
-    results = {p: score(samples, ev.read_predictions_jsonl(Path(p))) for p in args.predictions}
+    results = {}
+    for p in args.predictions:
+        pred = ev.read_predictions_jsonl(Path(p))
+        results[p] = score(samples, pred)
+        if args.shift:
+            results[f"{p} {args.shift[0]:+g},{args.shift[1]:+g} px"] = score(samples, pred, args.shift)
     both = np.all([np.isfinite(e) for e, _ in results.values()], axis=0)
     print(f"{args.file}: {len(samples)} crops, {int(both.sum())} with a face from every detector")
-    print(f"{'predictions':50s} {'found':>6s} {'error':>7s} {'on common':>10s} {'fail>10%':>9s} {'dx px':>7s} {'dy px':>7s}")
+    print(f"{'predictions':64s} {'found':>6s} {'error':>7s} {'on common':>10s} {'fail>10%':>9s} {'dx px':>7s} {'dy px':>7s}")
     for name, (e, off) in results.items():
         ok = np.isfinite(e)
-        print(f"{name:50s} {int(ok.sum()):6d} {100 * e[ok].mean():6.2f}% {100 * e[both].mean():9.2f}% "
+        print(f"{name:64s} {int(ok.sum()):6d} {100 * e[ok].mean():6.2f}% {100 * e[both].mean():9.2f}% "
               f"{100 * (e[ok] > ev.LANDMARK_FAILURE).mean():8.1f}% {np.nanmean(off[:, 0]):+7.2f} {np.nanmean(off[:, 1]):+7.2f}")
     return 0
 
@@ -97,6 +105,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("score", help="error and mean offset of prediction files")
     p.add_argument("--file", required=True)
     p.add_argument("--predictions", nargs="+", required=True)
+    p.add_argument("--shift", nargs=2, type=float, metavar=("DX", "DY"),
+                   help="also score every prediction file with its points moved by DX, DY pixels")
     p.set_defaults(func=cmd_score)
     args = ap.parse_args(argv)
     return args.func(args)
