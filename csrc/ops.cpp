@@ -1,6 +1,10 @@
 #include "ops.hpp"
 
 #include <algorithm>
+#include <array>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <climits>
 #include <cmath>
 #include <numeric>
@@ -8,6 +12,15 @@
 namespace mtcnn {
 
 namespace {
+
+// Threads an OpenMP parallel region started here would get (1 without OpenMP).
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
 
 constexpr float kMean = 127.5f;
 constexpr float kScale = 0.0078125f;
@@ -130,7 +143,7 @@ Corners make_corners(double start, double step, int64_t n, int64_t limit) {
 // arithmetic (double) and its order are the specification (see _reference._area).
 template <class T>
 void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy, int64_t in_h,
-               int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
+               int64_t in_w, int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
   const double sx = static_cast<double>(in_w) / static_cast<double>(out_w);
   const double sy = static_cast<double>(in_h) / static_cast<double>(out_h);
   const double inv_cell = 1.0 / (sx * sy);
@@ -162,9 +175,9 @@ void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy,
     const double* bottom = cache.get(cy.i[r] + 1, cy.i[r], columns);
     for (int64_t j = 0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
   };
-  corner_row(0, prev.data());
+  corner_row(y0, prev.data());
   const int64_t m = 3 * out_w;
-  for (int64_t y = 0; y < out_h; ++y) {
+  for (int64_t y = y0; y < y1; ++y) {
     corner_row(y + 1, cur.data());
     float* o = out + y * m;
     for (int64_t j = 0; j < m; ++j) {
@@ -215,31 +228,48 @@ Integral make_integral(const uint8_t* img, int64_t width, int64_t x0, int64_t y0
 }
 
 void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
-                 int64_t out_h, int64_t out_w, float* out) {
+                 int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
   if (table.rows == 0 || table.cols == 0) {  // nothing of the image: all zero-fill
-    std::fill(out, out + out_h * out_w * 3, (0.0f - kMean) * kScale);
+    std::fill(out + y0 * out_w * 3, out + y1 * out_w * 3, (0.0f - kMean) * kScale);
     return;
   }
   const double sx0 = static_cast<double>(ox - table.x0), sy0 = static_cast<double>(oy - table.y0);
   if (table.small)
-    area_from(table.small.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, out);
+    area_from(table.small.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, y0,
+              y1, out);
   else
-    area_from(table.large.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, out);
+    area_from(table.large.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, y0,
+              y1, out);
 }
 
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out) {
-  Integral table;  // made once, by the first level that shrinks the image
-  bool have_table = false;
+  bool any_area = false;
+  for (int64_t l = 0; l < levels; ++l) any_area |= shrinks(height, width, sizes[2 * l], sizes[2 * l + 1]);
+  Integral table;  // one for every level that shrinks the image
+  if (any_area) table = make_integral(img, width, 0, 0, width, height);
+  // Tasks: bands of output rows of the area levels, whole levels for bilinear ones (rare: only
+  // when the smallest face asked for is under 12 px).
+  // One thread: whole levels (a band boundary costs one more row of table lookups).
+  const int64_t band = max_threads() > 1 ? 32 : INT64_MAX;
+  std::vector<std::array<int64_t, 3>> tasks;  // level, first row, end row
   for (int64_t l = 0; l < levels; ++l) {
-    const int64_t oh = sizes[2 * l], ow = sizes[2 * l + 1];
-    if (shrinks(height, width, oh, ow)) {
-      if (!have_table) table = make_integral(img, width, 0, 0, width, height);
-      have_table = true;
-      area_resize(table, 0, 0, height, width, oh, ow, out[l]);
-    } else {
-      resize_normalize(img, height, width, oh, ow, out[l]);
+    const int64_t oh = sizes[2 * l];
+    if (!shrinks(height, width, oh, sizes[2 * l + 1])) {
+      tasks.push_back({l, 0, oh});
+      continue;
     }
+    for (int64_t y = 0; y < oh; y += band) tasks.push_back({l, y, y + std::min(oh - y, band)});
+  }
+  const int64_t count = static_cast<int64_t>(tasks.size());
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t l = tasks[i][0], y0 = tasks[i][1], y1 = tasks[i][2];
+    const int64_t oh = sizes[2 * l], ow = sizes[2 * l + 1];
+    if (shrinks(height, width, oh, ow))
+      area_resize(table, 0, 0, height, width, oh, ow, y0, y1, out[l]);
+    else
+      resize_normalize(img, height, width, oh, ow, out[l]);
   }
 }
 
@@ -299,6 +329,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     table = make_integral(img, width, rx0, ry0, std::clamp<int64_t>(rx1, rx0, width),
                           std::clamp<int64_t>(ry1, ry0, height));
   }
+#pragma omp parallel for schedule(dynamic, 4) if (n > 8)
   for (int64_t k = 0; k < n; ++k) {
     int64_t x1, y1, x2, y2;
     window(k, &x1, &y1, &x2, &y2);
@@ -310,7 +341,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
       continue;
     }
     if (shrinks(crop_h, crop_w, size, size)) {
-      area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, dst);
+      area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, 0, size, dst);
       continue;
     }
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.

@@ -40,19 +40,23 @@ inline bool shrinks(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w) {
 
 // Area-averaging resize of the in_h x in_w rectangle whose top-left pixel is image pixel
 // (oy, ox) (zero outside the table's region) to out_h x out_w, normalised like
-// resize_normalize, into out (out_h * out_w * 3).
+// resize_normalize, into out (out_h * out_w * 3): output rows y0 to y1 - 1 only (each row's
+// numbers do not depend on the band it is made in).
 void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
-                 int64_t out_h, int64_t out_w, float* out);
+                 int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out);
 
 // The pyramid: level l, sizes[2l] x sizes[2l + 1], into out[l] (area averages from one shared
-// summed-area table when the level is smaller than the image, bilinear otherwise).
+// summed-area table when the level is smaller than the image, bilinear otherwise). With OpenMP,
+// bands of rows run on the calling thread's OpenMP threads (torch's, which share the runtime);
+// the numbers do not depend on how many.
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out);
 
 // Cuts square windows (1-based inclusive pixel numbers, truncated toward zero) out of an
 // HxWx3 image, zero-filling what lies outside it, resizes each to size x size (area averages
 // when the window is at least size wide and high, bilinear otherwise) and normalises
-// into out (n * size * size * 3), HWC per window.
+// into out (n * size * size * 3), HWC per window. With OpenMP the windows are shared out among
+// the calling thread's OpenMP threads; the numbers do not depend on how many.
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
                   int64_t n, int64_t size, float* out);
 

@@ -68,6 +68,41 @@ def test_pyramid_matches_reference(img, scales):
         same(g, w_)
 
 
+def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
+    """The core shares bands of pyramid rows and crop windows out among OpenMP threads (torch's:
+    torch.set_num_threads sets them); every count gives the same numbers, equal to the twin's."""
+    import torch
+
+    img = np.ascontiguousarray(np.tile(astronaut, (2, 3, 1)))[:1000]
+    scales = _core.pyramid_scales(img.shape[0], img.shape[1], 20.0, 0.709)
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-40, 1500, size=(300, 2))
+    side = rng.uniform(4, 200, size=(300, 1))
+    boxes = np.concatenate([xy, xy + side], axis=1).astype(np.float32)
+    want_levels = _reference.pyramid(img, scales)
+    want_crops = {size: _reference.crop_windows(img, boxes, size) for size in (24, 48)}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            for got, want in zip(_core.pyramid(img, scales), want_levels):
+                same(got, want)
+            for size, want in want_crops.items():
+                same(_core.crop_windows(img, boxes, size), want)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
+def test_the_core_and_torch_share_one_openmp_runtime():
+    """Two OpenMP runtimes in one process would each keep their own spinning workers."""
+    import torch  # noqa: F401
+
+    with open("/proc/self/maps") as f:
+        runtimes = {line.split()[-1] for line in f if "gomp" in line or "libomp" in line or "libiomp" in line}
+    assert len(runtimes) <= 1, runtimes
+
+
 def test_pyramid_identity_scale_is_the_normalised_image(astronaut):
     (level,) = _core.pyramid(astronaut, [1.0])
     same(level, (astronaut.astype(np.float32) - 127.5) * 0.0078125)
