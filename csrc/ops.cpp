@@ -7,6 +7,7 @@
 #endif
 #include <climits>
 #include <cmath>
+#include <exception>
 #include <numeric>
 
 namespace mtcnn {
@@ -20,6 +21,24 @@ int max_threads() {
 #else
   return 1;
 #endif
+}
+
+// Runs body(i) for i in [0, n) on the calling thread's OpenMP threads, `chunk` indices at a
+// time (serially without OpenMP, or when there is a single chunk). No exception may leave an
+// OpenMP region: the first one thrown is rethrown here, after the loop.
+template <class Body>
+void parallel_for(int64_t n, int64_t chunk, Body body) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, chunk) if (n > chunk)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (...) {
+#pragma omp critical(mtcnn_parallel_for_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 constexpr float kMean = 127.5f;
@@ -245,12 +264,13 @@ void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, in
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out) {
   bool any_area = false;
-  for (int64_t l = 0; l < levels; ++l) any_area |= shrinks(height, width, sizes[2 * l], sizes[2 * l + 1]);
+  for (int64_t l = 0; l < levels; ++l)
+    any_area |= shrinks(height, width, sizes[2 * l], sizes[2 * l + 1]);
   Integral table;  // one for every level that shrinks the image
   if (any_area) table = make_integral(img, width, 0, 0, width, height);
-  // Tasks: bands of output rows of the area levels, whole levels for bilinear ones (rare: only
-  // when the smallest face asked for is under 12 px).
-  // One thread: whole levels (a band boundary costs one more row of table lookups).
+  // Tasks: bands of output rows of the area levels (whole levels on one thread: a band boundary
+  // costs one more row of table lookups), whole levels for bilinear ones (rare: only when the
+  // smallest face asked for is under 12 px).
   const int64_t band = max_threads() > 1 ? 32 : INT64_MAX;
   std::vector<std::array<int64_t, 3>> tasks;  // level, first row, end row
   for (int64_t l = 0; l < levels; ++l) {
@@ -261,16 +281,14 @@ void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* s
     }
     for (int64_t y = 0; y < oh; y += band) tasks.push_back({l, y, y + std::min(oh - y, band)});
   }
-  const int64_t count = static_cast<int64_t>(tasks.size());
-#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
-  for (int64_t i = 0; i < count; ++i) {
+  parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t i) {
     const int64_t l = tasks[i][0], y0 = tasks[i][1], y1 = tasks[i][2];
     const int64_t oh = sizes[2 * l], ow = sizes[2 * l + 1];
     if (shrinks(height, width, oh, ow))
       area_resize(table, 0, 0, height, width, oh, ow, y0, y1, out[l]);
     else
       resize_normalize(img, height, width, oh, ow, out[l]);
-  }
+  });
 }
 
 std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor) {
@@ -329,8 +347,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     table = make_integral(img, width, rx0, ry0, std::clamp<int64_t>(rx1, rx0, width),
                           std::clamp<int64_t>(ry1, ry0, height));
   }
-#pragma omp parallel for schedule(dynamic, 4) if (n > 8)
-  for (int64_t k = 0; k < n; ++k) {
+  parallel_for(n, 4, [&](int64_t k) {
     int64_t x1, y1, x2, y2;
     window(k, &x1, &y1, &x2, &y2);
     const int64_t crop_w = x2 - x1 + 1;
@@ -338,11 +355,11 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     float* dst = out + k * per_window;
     if (crop_w <= 0 || crop_h <= 0) {  // an empty window is all zero-fill
       std::fill(dst, dst + per_window, (0.0f - kMean) * kScale);
-      continue;
+      return;
     }
     if (shrinks(crop_h, crop_w, size, size)) {
       area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, 0, size, dst);
-      continue;
+      return;
     }
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.
     // In interleaved units the window's column offset is 3 * (x1 - 1).
@@ -363,7 +380,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
       }
     };
     resample(row, crop_h, crop_w, size, size, dst);
-  }
+  });
 }
 
 void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,
