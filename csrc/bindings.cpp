@@ -18,6 +18,9 @@ namespace {
 constexpr double kMaxCoord = 1e9;
 // More pyramid levels than this means nonsensical settings (a scale factor next to 1).
 constexpr double kMaxLevels = 1000.0;
+// A first pyramid level larger than this (2^27 pixels, 1.5 GB as float RGB, about 5 GB for
+// P-Net's first activation) means settings that would exhaust memory rather than detect.
+constexpr double kMaxLevelPixels = 134217728.0;
 
 std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
@@ -106,6 +109,15 @@ py::list pyramid_scales(int64_t height, int64_t width, double min_face, double f
   if (!std::isfinite(top) || (top >= 12.0 && std::log(top / 12.0) / -std::log(factor) > kMaxLevels)) {
     throw py::value_error("min_face_size and scale_factor give more than " +
                           std::to_string(static_cast<int>(kMaxLevels)) + " pyramid levels");
+  }
+  const double m = 12.0 / min_face;
+  if (top >= 12.0 && static_cast<double>(height) * m * static_cast<double>(width) * m > kMaxLevelPixels) {
+    throw py::value_error(
+        "min_face_size " + std::to_string(min_face) + " on a " + std::to_string(height) + " x " +
+        std::to_string(width) + " frame makes a first pyramid level of more than " +
+        std::to_string(static_cast<int64_t>(kMaxLevelPixels)) +
+        " pixels (the frame scaled by 12 / min_face_size); use a larger min_face_size or a "
+        "smaller frame");
   }
   py::list out;
   for (double s : mtcnn::pyramid_scales(height, width, min_face, factor)) out.append(s);

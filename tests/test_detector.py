@@ -166,3 +166,15 @@ def test_a_list_with_one_bad_frame_names_it(detector, astronaut):
 def test_channels_first_error_says_what_to_do(detector):
     with pytest.raises(ValueError, match="transpose"):
         detector.detect(np.zeros((3, 40, 50), np.uint8))
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_a_min_face_size_that_would_exhaust_memory_is_refused_per_frame(backend):
+    # min_face_size 0.001 is a valid number, but on a 64 x 64 frame it asks for a 768,000 x 768,000
+    # first pyramid level (6.4 TiB): a ValueError naming the setting, not a MemoryError or an
+    # out-of-memory kill. The same detector still runs on a frame small enough for the setting.
+    det = FaceDetector(device="cpu", min_face_size=0.001, backend=backend)
+    with pytest.raises(ValueError, match="min_face_size 0.001"):
+        det.detect(np.zeros((64, 64, 3), np.uint8))
+    tiny = FaceDetector(device="cpu", min_face_size=0.5, backend=backend)
+    assert tiny.detect(np.zeros((12, 12, 3), np.uint8)).boxes.shape == (0, 4)

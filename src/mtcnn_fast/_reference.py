@@ -18,6 +18,9 @@ _ONE = np.float32(1.0)
 _HALF = np.float32(0.5)
 _MAX_COORD = 1e9
 _MAX_LEVELS = 1000.0  # more pyramid levels than this means nonsensical settings
+# A first pyramid level larger than this (2^27 pixels, 1.5 GB as float RGB, about 5 GB for P-Net's
+# first activation) means settings that would exhaust memory rather than detect.
+_MAX_LEVEL_PIXELS = 134217728.0
 
 
 def _require(obj, name: str, dtype) -> np.ndarray:
@@ -78,6 +81,12 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
     ):
         raise ValueError(
             f"min_face_size and scale_factor give more than {int(_MAX_LEVELS)} pyramid levels"
+        )
+    if min_side >= 12.0 and float(height) * m * float(width) * m > _MAX_LEVEL_PIXELS:
+        raise ValueError(
+            f"min_face_size {float(min_face_size)} on a {height} x {width} frame makes a first "
+            f"pyramid level of more than {int(_MAX_LEVEL_PIXELS)} pixels (the frame scaled by "
+            "12 / min_face_size); use a larger min_face_size or a smaller frame"
         )
     scales = []
     k = 0
