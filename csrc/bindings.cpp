@@ -18,9 +18,9 @@ namespace {
 constexpr double kMaxCoord = 1e9;
 // More pyramid levels than this means nonsensical settings (a scale factor next to 1).
 constexpr double kMaxLevels = 1000.0;
-// A first pyramid level larger than this (2^27 pixels, 1.5 GB as float RGB, about 5 GB for
-// P-Net's first activation) means settings that would exhaust memory rather than detect.
-constexpr double kMaxLevelPixels = 134217728.0;
+// A first pyramid level larger than this (2^26 pixels; a detection needs about 150 bytes per
+// pixel of its first level, so about 10 GB) means settings that would exhaust memory.
+constexpr double kMaxLevelPixels = 67108864.0;
 
 std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__")).cast<std::string>();

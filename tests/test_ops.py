@@ -43,7 +43,7 @@ def same(a, b):
 # --- pyramid -------------------------------------------------------------------------------
 
 
-@given(st.integers(0, 3000), st.integers(0, 3000), st.floats(4, 200), st.floats(0.3, 0.95))
+@given(st.integers(0, 2500), st.integers(0, 2500), st.floats(4, 200), st.floats(0.3, 0.95))
 def test_pyramid_scales_match_reference(h, w, min_face, factor):
     got = _core.pyramid_scales(h, w, min_face, factor)
     assert got == _reference.pyramid_scales(h, w, min_face, factor)
@@ -62,14 +62,15 @@ def test_pyramid_scales_refuse_a_first_level_too_large_for_memory():
     # 12 / min_face_size scales the frame up: 0.001 px faces on a 64 x 64 frame would make a
     # 768,000 x 768,000 level (6.4 TiB); both backends refuse before allocating anything.
     for m in (_core, _reference):
-        with pytest.raises(ValueError, match="first pyramid level of more than 134217728 pixels"):
+        with pytest.raises(ValueError, match="first pyramid level of more than 67108864 pixels"):
             m.pyramid_scales(64, 64, 0.001, 0.709)
-        # The limit is on the first level's pixels: a 3840 x 2160 frame at min face 3 (15360 x 8640,
-        # 133 Mpx) is allowed, at min face 2.9 (142 Mpx) refused; large frames at the defaults pass.
-        assert m.pyramid_scales(2160, 3840, 3.0, 0.709)[0] == pytest.approx(4.0)
+        # The limit is on the first level's pixels: a 3840 x 2160 frame at min face 4.5 (10240 x
+        # 5760, 59 Mpx) is allowed, at min face 4 (11520 x 6480, 75 Mpx) refused; a 144 Mpx photo
+        # at the default min face (0.6 x 0.6 of it, 52 Mpx) passes.
+        assert m.pyramid_scales(2160, 3840, 4.5, 0.709)[0] == pytest.approx(12 / 4.5)
         with pytest.raises(ValueError, match="use a larger min_face_size"):
-            m.pyramid_scales(2160, 3840, 2.9, 0.709)
-        assert m.pyramid_scales(15000, 15000, 20.0, 0.709)[0] == pytest.approx(0.6)
+            m.pyramid_scales(2160, 3840, 4.0, 0.709)
+        assert m.pyramid_scales(12000, 12000, 20.0, 0.709)[0] == pytest.approx(0.6)
 
 
 @given(images, st.lists(st.floats(0.05, 3.0), min_size=0, max_size=4))

@@ -18,9 +18,9 @@ _ONE = np.float32(1.0)
 _HALF = np.float32(0.5)
 _MAX_COORD = 1e9
 _MAX_LEVELS = 1000.0  # more pyramid levels than this means nonsensical settings
-# A first pyramid level larger than this (2^27 pixels, 1.5 GB as float RGB, about 5 GB for P-Net's
-# first activation) means settings that would exhaust memory rather than detect.
-_MAX_LEVEL_PIXELS = 134217728.0
+# A first pyramid level larger than this (2^26 pixels; a detection needs about 150 bytes per pixel
+# of its first level, so about 10 GB) means settings that would exhaust memory.
+_MAX_LEVEL_PIXELS = 67108864.0
 
 
 def _require(obj, name: str, dtype) -> np.ndarray:
