@@ -70,7 +70,7 @@ def test_crop_outside_the_frame_is_black(astronaut):
     [
         lambda img: align(img, np.zeros((2, 4, 2))),
         lambda img: align(img, np.full((5, 2), np.nan)),
-        lambda img: align(img, np.zeros((5, 2)), size=4),
+        lambda img: align(img, np.arange(10.0).reshape(5, 2), size=4),
         lambda img: crop(img, [[0, 0, 1]]),
         lambda img: crop(img, [[10, 10, 10, 10]]),
         lambda img: crop(img, [[0, 0, 10, 10]], margin=-1),
@@ -79,3 +79,11 @@ def test_crop_outside_the_frame_is_black(astronaut):
 def test_bad_arguments_raise_value_error(astronaut, call):
     with pytest.raises(ValueError):
         call(astronaut)
+
+
+def test_landmarks_that_all_coincide_are_refused(astronaut):
+    # Five points at one place define no scale or rotation; a crop from them would be arbitrary.
+    good = np.array([[200, 120], [240, 120], [220, 140], [205, 160], [235, 160]], np.float64)
+    with pytest.raises(ValueError, match="face 1 all coincide"):
+        align(astronaut, np.stack([good, np.full((5, 2), 100.0)]))
+    assert align(astronaut, good[None]).shape == (1, 112, 112, 3)

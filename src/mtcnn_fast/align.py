@@ -50,6 +50,12 @@ def _check_points(landmarks) -> np.ndarray:
         raise ValueError(f"landmarks must have shape (N, 5, 2) or (5, 2), got {pts.shape}")
     if not np.isfinite(pts).all():
         raise ValueError("landmarks must be finite")
+    # Five points at one place fix no scale or rotation: warping them would silently return an
+    # arbitrary crop, so such a face is an error.
+    spread = np.abs(pts - pts.mean(axis=1, keepdims=True)).max(axis=(1, 2))
+    flat = np.flatnonzero(spread == 0)
+    if len(flat):
+        raise ValueError(f"the 5 landmarks of face {int(flat[0])} all coincide: no alignment is defined")
     return pts
 
 
