@@ -147,3 +147,45 @@ def test_eval_command_on_a_hand_made_set(tmp_path, capsys):
     # Evaluating the saved predictions again gives the same table without detecting.
     assert main(["eval", "widerface", "--root", str(tmp_path), "--predictions", str(saved)]) == 0
     assert capsys.readouterr().out == out
+
+
+@pytest.mark.parametrize(
+    "line,problem",
+    [
+        ('{"image": "a.jpg", "boxes": [[1, 2, 3, 4]], "in_easy": [true, false]}', "in_easy has 2 flags for 1 boxes"),
+        ('{"boxes": [[1, 2, 3, 4]]}', "KeyError: 'image'"),
+        ('{"image": "a.jpg", "boxes": [[1, 2]]}', "cannot reshape"),
+        ("not json", "Expecting value"),
+    ],
+)
+def test_malformed_annotation_lines_name_the_file_and_line(tmp_path, line, problem):
+    good = '{"image": "b.jpg", "boxes": [[1, 2, 30, 40]]}'
+    (tmp_path / "annotations.jsonl").write_text(good + "\n\n" + line + "\n")
+    with pytest.raises(ValueError, match=f"annotations.jsonl, line 3: not a valid record .*{problem}"):
+        ev.load_widerface_jsonl(tmp_path)
+
+
+def test_malformed_landmark_and_prediction_files_raise_value_error(tmp_path):
+    crops = tmp_path / "crops.jsonl"
+    crops.write_text('{"image": "a.jpg", "boxes": [[0, 0, 80, 80]]}\n')  # no landmarks
+    with pytest.raises(ValueError, match="crops.jsonl, line 1: .*KeyError: 'landmarks'"):
+        ev.load_landmarks_jsonl(crops)
+    preds = tmp_path / "pred.jsonl"
+    preds.write_text('{"image": "a.jpg", "boxes": [[0, 0, 8, 8]], "scores": "high"}\n')
+    with pytest.raises(ValueError, match="pred.jsonl, line 1"):
+        ev.read_predictions_jsonl(preds)
+    (tmp_path / "gt.txt").write_text("0--Parade/x.jpg\n2\n10 10 40 40\n")  # 2 faces, 1 row
+    with pytest.raises(ValueError, match="gt.txt, the image named on line 1: not in the official format"):
+        ev.read_official_gt_txt(tmp_path / "gt.txt")
+    (tmp_path / "0--Parade").mkdir()
+    (tmp_path / "0--Parade" / "x.txt").write_text("x\n1\n10 10 40 40\n")  # no score
+    with pytest.raises(ValueError, match="not an official prediction file"):
+        ev.read_predictions_official(tmp_path, ["0--Parade/x.jpg"])
+
+
+def test_eval_command_reports_a_missing_or_malformed_set_without_a_traceback(tmp_path, capsys):
+    assert main(["eval", "widerface", "--root", str(tmp_path / "missing")]) == 2
+    assert "error: [Errno 2] No such file or directory" in capsys.readouterr().err
+    (tmp_path / "crops.jsonl").write_text('{"image": "a.jpg"}\n')
+    assert main(["eval", "landmarks", "--file", str(tmp_path / "crops.jsonl")]) == 2
+    assert "error: " in capsys.readouterr().err

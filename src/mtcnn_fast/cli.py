@@ -363,7 +363,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OSError) as e:  # OSError: a missing or unreadable file
         print(f"error: {e}", file=sys.stderr)
         return 2
 

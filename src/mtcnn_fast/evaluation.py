@@ -60,26 +60,42 @@ class Prediction:
         return Prediction(b, s, lm)
 
 
-def load_widerface_jsonl(root: Path) -> List[GroundTruth]:
-    """The JSON-lines layout of ../shared/data (annotations.jsonl in root)."""
+def _read_jsonl(path: Path, parse: Callable[[dict], object]) -> list:
+    """parse() applied to each record of a JSON-lines file; a malformed line raises ValueError
+    naming the file and the line."""
     out = []
-    for line in (Path(root) / "annotations.jsonl").read_text().splitlines():
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
-        rec = json.loads(line)
-        hard = np.asarray(rec.get("boxes") or [], np.float64).reshape(-1, 4)
-        ignored = np.asarray(rec.get("ignore") or [], np.float64).reshape(-1, 4)
-        n, m = len(hard), len(ignored)
-        in_easy = np.asarray(rec.get("in_easy", [True] * n), bool).reshape(-1)
-        in_medium = np.asarray(rec.get("in_medium", [True] * n), bool).reshape(-1)
-        pad = np.zeros(m, bool)
-        keep = {
-            "easy": np.concatenate([in_easy, pad]),
-            "medium": np.concatenate([in_medium, pad]),
-            "hard": np.concatenate([np.ones(n, bool), pad]),
-        }
-        out.append(GroundTruth(rec["image"], np.concatenate([hard, ignored]), keep))
+        try:
+            out.append(parse(json.loads(line)))
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}, line {number}: not a valid record "
+                             f"({type(e).__name__}: {e})") from e
     return out
+
+
+def load_widerface_jsonl(root: Path) -> List[GroundTruth]:
+    """The JSON-lines layout of ../shared/data (annotations.jsonl in root)."""
+    return _read_jsonl(Path(root) / "annotations.jsonl", _widerface_record)
+
+
+def _widerface_record(rec: dict) -> GroundTruth:
+    hard = np.asarray(rec.get("boxes") or [], np.float64).reshape(-1, 4)
+    ignored = np.asarray(rec.get("ignore") or [], np.float64).reshape(-1, 4)
+    n, m = len(hard), len(ignored)
+    flags = {}
+    for setting in ("in_easy", "in_medium"):
+        flags[setting] = np.asarray(rec.get(setting, [True] * n), bool).reshape(-1)
+        if len(flags[setting]) != n:
+            raise ValueError(f"{setting} has {len(flags[setting])} flags for {n} boxes")
+    pad = np.zeros(m, bool)
+    keep = {
+        "easy": np.concatenate([flags["in_easy"], pad]),
+        "medium": np.concatenate([flags["in_medium"], pad]),
+        "hard": np.concatenate([np.ones(n, bool), pad]),
+    }
+    return GroundTruth(rec["image"], np.concatenate([hard, ignored]), keep)
 
 
 def read_official_gt_txt(path: Path) -> Dict[str, np.ndarray]:
@@ -91,10 +107,14 @@ def read_official_gt_txt(path: Path) -> Dict[str, np.ndarray]:
         if not lines[i]:
             i += 1
             continue
-        name, count = lines[i], int(lines[i + 1])
-        rows = lines[i + 2 : i + 2 + max(count, 1)]  # an image with 0 faces has one dummy row
-        boxes = [list(map(float, r.split()[:4])) for r in rows[:count]]
-        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        try:
+            name, count = lines[i], int(lines[i + 1])
+            rows = lines[i + 2 : i + 2 + max(count, 1)]  # an image with 0 faces has one dummy row
+            boxes = [list(map(float, r.split()[:4])) for r in rows[:count]]
+            b = np.asarray(boxes, np.float64).reshape(count, 4)
+        except (IndexError, ValueError) as e:
+            raise ValueError(f"{path}, the image named on line {i + 1}: not in the official "
+                             f"format (name, face count, x y w h per face): {e}") from e
         b[:, 2:] += b[:, :2]
         out[name] = b
         i += 2 + max(count, 1)
@@ -143,12 +163,8 @@ def write_predictions_jsonl(path: Path, predictions: Dict[str, Prediction]) -> N
 
 
 def read_predictions_jsonl(path: Path) -> Dict[str, Prediction]:
-    out = {}
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            out[rec["image"]] = Prediction.from_lists(rec["boxes"], rec["scores"], rec.get("landmarks"))
-    return out
+    return dict(_read_jsonl(path, lambda rec: (
+        rec["image"], Prediction.from_lists(rec["boxes"], rec["scores"], rec.get("landmarks")))))
 
 
 def _official_name(image: str) -> Tuple[str, str]:
@@ -175,12 +191,17 @@ def read_predictions_official(pred_dir: Path, images: Iterable[str]) -> Dict[str
     for image in images:
         event, name = _official_name(image)
         path = Path(pred_dir) / event / f"{name}.txt"
-        rows = []
         if path.is_file():
             lines = [l for l in path.read_text().splitlines() if l.strip()]
-            count = int(lines[1]) if len(lines) > 1 else 0
-            rows = [list(map(float, l.split()[:5])) for l in lines[2 : 2 + count]]
-        a = np.asarray(rows, np.float64).reshape(-1, 5)
+            try:
+                count = int(lines[1]) if len(lines) > 1 else 0
+                rows = [list(map(float, l.split()[:5])) for l in lines[2 : 2 + count]]
+                a = np.asarray(rows, np.float64).reshape(count, 5)
+            except ValueError as e:
+                raise ValueError(f"{path}: not an official prediction file (name, count, then "
+                                 f"x y w h score per line): {e}") from e
+        else:
+            a = np.zeros((0, 5))
         boxes = a[:, :4].copy()
         boxes[:, 2:] += boxes[:, :2]
         out[image] = Prediction(boxes, a[:, 4].copy())
@@ -300,13 +321,9 @@ class LandmarkSample:
 
 
 def load_landmarks_jsonl(path: Path) -> List[LandmarkSample]:
-    out = []
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            out.append(LandmarkSample(rec["image"], np.asarray(rec["boxes"][0], np.float64),
-                                      np.asarray(rec["landmarks"][0], np.float64)))
-    return out
+    return _read_jsonl(path, lambda rec: LandmarkSample(
+        rec["image"], np.asarray(rec["boxes"][0], np.float64).reshape(4),
+        np.asarray(rec["landmarks"][0], np.float64).reshape(5, 2)))
 
 
 def landmark_canvas(crop: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ def open_capture(source: Union[str, Path, int]) -> cv2.VideoCapture:
         raise ValueError(f"no such video file: {source}")
     cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
     if not cap.isOpened():
-        raise ValueError(f"cannot open video source {source!r}")
+        what = f"camera {source}" if isinstance(source, int) else f"video file {source} (unreadable or not a video)"
+        raise ValueError(f"cannot open {what}")
     return cap
 
 
