@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mtcnn_fast import FaceDetector  # noqa: E402
 
+import frames as frame_sets  # noqa: E402
 from bench_support import frames_for  # noqa: E402
 
 
@@ -41,3 +42,9 @@ def frame_cache():
         return cache[size]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def batch_frames():
+    """Eight frames per kind for the batch benchmarks."""
+    return {"640x480": frame_sets.frames("640x480", 8), "wider": frame_sets.wider_photos(8)}

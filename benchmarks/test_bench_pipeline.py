@@ -7,7 +7,6 @@ Each stage's group carries a baseline measured in the same run (the NumPy twin o
 eager network), so the report shows ratios that hold on a noisy machine.
 """
 
-import frames as frame_sets
 import numpy as np
 import pytest
 import torch
@@ -48,11 +47,6 @@ def test_detect(benchmark, detector, frame_cache, threads, size):
     got = benchmark(lambda: [detector.detect(f) for f in frames])
     assert all(same_detections(a, b) for a, b in zip(got, expected))
     assert sum(len(e) for e in expected) > 0
-
-
-@pytest.fixture(scope="module")
-def batch_frames():
-    return {"640x480": frame_sets.frames("640x480", 8), "wider": frame_sets.wider_photos(8)}
 
 
 @pytest.mark.parametrize("size", ["640x480", "wider"])
