@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import frames
 
@@ -27,6 +27,15 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write the results here as JSON")
 
 
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """For the runners that can use a GPU and take several frames per call (mtcnn-fast and
+    facenet-pytorch)."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="frames per call (same-size frames only, so WIDER photos are skipped "
+                             "when > 1); the time reported is per frame")
+
+
 def speed_main(cmd_speed: Callable, description: str, argv=None) -> None:
     """The command line every peer runner has: `<runner> speed --threads T ...`, handed to
     cmd_speed(args)."""
@@ -38,32 +47,53 @@ def speed_main(cmd_speed: Callable, description: str, argv=None) -> None:
     cmd_speed(args)
 
 
-def speed(detect: Callable, peer: str, args) -> dict:
+def speed(detect: Callable, peer: str, args, detect_many: Optional[Callable] = None) -> dict:
     """Times detect(rgb) (returning anything with len(): the faces) under the protocol; prints
-    a table, writes args.json if given, returns {size: {"median_ms", "faces"}}."""
+    a table, writes args.json if given, returns {size: {"median_ms", "faces"}}.
+
+    With args.batch = B > 1 (add_device_options), detect_many(list of B frames) -> faces found in
+    all of them is timed instead, on B frames cycled from the size's 3, and each call's time is
+    divided by B: the median ms per frame of a batched call."""
+    batch = getattr(args, "batch", 1)
+    if batch < 1:
+        raise SystemExit("--batch must be >= 1")
+    if batch > 1 and detect_many is None:
+        raise SystemExit(f"{peer}: this runner has no batched detection")
     results = {}
     for size in args.sizes:
+        if batch > 1 and size == "wider":
+            print("wider: skipped (batches need frames of one size)", file=sys.stderr, flush=True)
+            continue
         imgs = frames.wider_photos() if size == "wider" else frames.frames(size, 3)
-        for img in imgs:
+        if batch > 1:
+            group = [imgs[i % len(imgs)] for i in range(batch)]
+            calls = [lambda g=group: detect_many(g)]
+        else:
+            calls = [lambda img=img: len(detect(img)) for img in imgs]
+        for call in calls:
             for _ in range(2):
-                detect(img)
+                call()
         times, faces = [], 0
         for r in range(args.repeat):
-            for img in imgs:
+            for call in calls:
                 t0 = time.perf_counter()
-                found = detect(img)
-                times.append((time.perf_counter() - t0) * 1000.0)
+                found = call()
+                times.append((time.perf_counter() - t0) * 1000.0 / batch)
                 if r == 0:
-                    faces += len(found)
+                    faces += found
         results[size] = {"median_ms": statistics.median(times), "faces": faces}
-        print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(imgs)} frames x {args.repeat})",
+        print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(calls) * batch} frames x {args.repeat})",
               file=sys.stderr, flush=True)
-    print(f"{peer}, {args.threads} thread(s), median ms per frame over {args.repeat} round(s)")
+    where = f", {args.device}" if getattr(args, "device", "cpu") != "cpu" else ""
+    per_call = f", batches of {batch}" if batch > 1 else ""
+    print(f"{peer}, {args.threads} thread(s){where}{per_call}, median ms per frame over {args.repeat} round(s)")
     print(f"{'size':<12}{'median ms':>12}{'faces':>8}")
     for size, res in results.items():
         print(f"{size:<12}{res['median_ms']:>12.2f}{res['faces']:>8d}")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"peer": peer, "threads": args.threads, "results": results}, indent=2) + "\n")
+        out.write_text(json.dumps({"peer": peer, "threads": args.threads,
+                                   "device": getattr(args, "device", "cpu"), "batch": batch,
+                                   "results": results}, indent=2) + "\n")
     return results

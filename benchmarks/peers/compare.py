@@ -2,8 +2,11 @@
 same frames (benchmarks/frames.py), same protocol, 1 and 2 threads.
 
     .venv/bin/python benchmarks/peers/compare.py [--repeat 10] [--out benchmarks/results/speed.json]
-        [--only NAME ...] [--same-malloc]
+        [--only NAME ...] [--same-malloc] [--device cuda] [--batch B]
 
+--device and --batch (frames per call; WIDER photos are skipped when B > 1) go to the runners
+that take them, mtcnn-fast and facenet-pytorch; the others are left out of such a run. A GPU run
+needs a CUDA build of torch in both venvs.
 --only keeps the runners whose name contains one of the given strings. --same-malloc gives every
 runner the glibc allocator setting that mtcnn-fast makes in its own process (mtcnn_fast._malloc),
 through glibc's environment variables, to show how much of the gap that setting is.
@@ -40,6 +43,8 @@ RUNNERS = {
 }
 # The only runner that takes its options directly; every other one is called as `<script> speed ...`.
 NO_SUBCOMMAND = {"mtcnn_fast_speed.py"}
+# The runners that take --device and --batch (speed_protocol.add_device_options).
+DEVICE_RUNNERS = {"mtcnn_fast_speed.py", "facenet_pytorch.py"}
 NAME_WIDTH = 36
 
 
@@ -47,13 +52,14 @@ KEEP_BYTES = 256 << 20  # mtcnn_fast._malloc.KEEP_BYTES (peer venvs cannot impor
 SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
 
 
-def run(python: Path, script: Path, threads: int, repeat: int, sizes, env=None) -> dict:
+def run(python: Path, script: Path, threads: int, repeat: int, sizes, env=None, device_args=()) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         cmd = [str(python), str(script)]
         if script.name not in NO_SUBCOMMAND:
             cmd.append("speed")
-        cmd += ["--threads", str(threads), "--repeat", str(repeat), "--json", str(out), "--sizes", *sizes]
+        cmd += ["--threads", str(threads), "--repeat", str(repeat), "--json", str(out), "--sizes", *sizes,
+                *device_args]
         subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
                        env={"OMP_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin", **(env or {})})
         return json.loads(out.read_text())["results"]
@@ -66,8 +72,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "speed.json")
     ap.add_argument("--only", nargs="+", help="run only the runners whose name contains one of these")
     ap.add_argument("--same-malloc", action="store_true", help="every runner with mtcnn-fast's allocator setting")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (mtcnn-fast and facenet-pytorch only)")
+    ap.add_argument("--batch", type=int, default=1, help="frames per call (mtcnn-fast and facenet-pytorch only)")
     args = ap.parse_args(argv)
     env = SAME_MALLOC if args.same_malloc else None
+    device_args = ["--device", args.device, "--batch", str(args.batch)]
+    needs_device_runner = args.device != "cpu" or args.batch != 1
     table = {}
     for threads in (1, 2):
         for name, (python, script) in RUNNERS.items():
@@ -76,8 +86,13 @@ def main(argv=None) -> int:
             if not python.exists():
                 print(f"skipping {name}: {python} not found", file=sys.stderr)
                 continue
+            takes_device = script.name in DEVICE_RUNNERS
+            if needs_device_runner and not takes_device:
+                print(f"skipping {name}: no --device / --batch", file=sys.stderr)
+                continue
             try:
-                table[f"{name} @{threads}t"] = run(python, script, threads, args.repeat, args.sizes, env)
+                table[f"{name} @{threads}t"] = run(python, script, threads, args.repeat, args.sizes, env,
+                                                   device_args if takes_device else ())
             except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as exc:
                 # ValueError covers a missing or malformed JSON file (json.JSONDecodeError).
                 print(f"skipping {name} @{threads}t: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

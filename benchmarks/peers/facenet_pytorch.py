@@ -21,13 +21,15 @@ downloaded at run time.) Then, from the repo root:
     /work/peers/facenet/bin/python benchmarks/peers/facenet_pytorch.py landmarks \
         --file ../shared/data/landmarks_5pt/test.jsonl --out PRED.jsonl [--min-face-size 20]
 
-    # speed on the shared benchmark frames (benchmarks/frames.py), on CPU
+    # speed on the shared benchmark frames (benchmarks/frames.py); CPU unless --device cuda
+    # (which needs a CUDA build of torch in this venv); --batch B times lists of B frames
     /work/peers/facenet/bin/python benchmarks/peers/facenet_pytorch.py speed --threads T \
-        [--sizes 640x480 1280x720 1920x1080 wider] [--repeat 10] [--json OUT.json]
+        [--sizes 640x480 1280x720 1920x1080 wider] [--repeat 10] [--json OUT.json] \
+        [--device cuda] [--batch B]
 
 Every prediction line is {"image": ..., "boxes": [[x1, y1, x2, y2], ...], "scores": [...],
 "landmarks": [[[x, y] * 5], ...]}, with empty lists where nothing was found. The detector is always
-MTCNN(min_face_size, thresholds, factor=0.709, device='cpu', keep_all=True, post_process=False),
+MTCNN(min_face_size, thresholds, factor=0.709, device='cpu' (or --device), keep_all=True, post_process=False),
 fed the RGB uint8 HxWx3 array (facenet-pytorch takes numpy arrays as RGB, same as a PIL image).
 """
 
@@ -54,21 +56,21 @@ import torch  # noqa: E402
 from facenet_pytorch import MTCNN  # noqa: E402
 
 import frames  # noqa: E402
-from speed_protocol import add_speed_options, speed  # noqa: E402
+from speed_protocol import add_device_options, add_speed_options, speed  # noqa: E402
 
 PEER = "facenet-pytorch 2.6.0"
 PAD = 40
 PROGRESS_EVERY = 50
 
 
-def make_detector(min_face_size: float, thresholds: Sequence[float]) -> MTCNN:
+def make_detector(min_face_size: float, thresholds: Sequence[float], device: str = "cpu") -> MTCNN:
     # select_largest=False only changes the order of the returned faces (by score rather than area);
     # with keep_all=True every face is returned either way.
     return MTCNN(
         min_face_size=min_face_size,
         thresholds=[float(t) for t in thresholds],
         factor=0.709,
-        device="cpu",
+        device=device,
         keep_all=True,
         post_process=False,
         select_largest=False,
@@ -143,10 +145,17 @@ def cmd_landmarks(args) -> None:
     run_records(detector, items, Path(args.out), "crops")
 
 
+def detect_many(detector: MTCNN, rgbs: List[np.ndarray]) -> int:
+    """facenet-pytorch's batched call (frames of one size in one list); returns the faces found."""
+    boxes, _ = detector.detect([np.ascontiguousarray(r, dtype=np.uint8) for r in rgbs])
+    return sum(0 if b is None else len(b) for b in boxes)
+
+
 def cmd_speed(args) -> None:
     torch.set_num_threads(args.threads)
-    detector = make_detector(args.min_face_size, args.thresholds)
-    speed(lambda img: detect(detector, img)[0], PEER, args)
+    detector = make_detector(args.min_face_size, args.thresholds, args.device)
+    speed(lambda img: detect(detector, img)[0], PEER, args,
+          detect_many=lambda rgbs: detect_many(detector, rgbs))
 
 def main(argv=None) -> None:
     torch.set_num_interop_threads(1)  # must precede any parallel work
@@ -173,6 +182,7 @@ def main(argv=None) -> None:
 
     p = sub.add_parser("speed", help="median ms per frame on the shared benchmark frames")
     add_speed_options(p)
+    add_device_options(p)
     detector_opts(p)
     p.set_defaults(func=cmd_speed)
 

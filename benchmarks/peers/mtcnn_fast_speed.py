@@ -1,7 +1,7 @@
 """mtcnn-fast under the protocol that every peer speed runner follows (benchmarks/speed_protocol.py).
 
     .venv/bin/python benchmarks/peers/mtcnn_fast_speed.py --threads T [--sizes ...] [--repeat R] [--json OUT]
-        [--system-malloc]
+        [--system-malloc] [--device cuda] [--batch B]
 
 --system-malloc runs the detector with keep_freed_memory=False (glibc's allocator as it comes), to
 measure what that setting is worth: run both ways in separate processes, alternating (the setting
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from speed_protocol import add_speed_options, speed  # noqa: E402
+from speed_protocol import add_device_options, add_speed_options, speed  # noqa: E402
 
 from mtcnn_fast import FaceDetector, __version__  # noqa: E402
 
@@ -29,12 +29,15 @@ def main(argv=None) -> None:
     torch.set_num_interop_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_speed_options(ap)
+    add_device_options(ap)
     ap.add_argument("--min-face-size", type=float, default=20)
     ap.add_argument("--system-malloc", action="store_true", help="keep_freed_memory=False")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    detector = FaceDetector(min_face_size=args.min_face_size, device="cpu", keep_freed_memory=not args.system_malloc)
-    speed(detector.detect, PEER, args)
+    detector = FaceDetector(min_face_size=args.min_face_size, device=args.device,
+                            keep_freed_memory=not args.system_malloc)
+    speed(detector.detect, PEER, args,
+          detect_many=lambda frames: sum(len(f) for f in detector.detect(frames)))
 
 
 if __name__ == "__main__":
