@@ -1,7 +1,6 @@
 #include "ops.hpp"
 
 #include <algorithm>
-#include <array>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -263,31 +262,35 @@ void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, in
 
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out) {
-  bool any_area = false;
-  for (int64_t l = 0; l < levels; ++l)
-    any_area |= shrinks(height, width, sizes[2 * l], sizes[2 * l + 1]);
-  Integral table;  // one for every level that shrinks the image
-  if (any_area) table = make_integral(img, width, 0, 0, width, height);
-  // Tasks: bands of output rows of the area levels (whole levels on one thread: a band boundary
-  // costs one more row of table lookups), whole levels for bilinear ones (rare: only when the
-  // smallest face asked for is under 12 px).
+  // Tasks: bands of output rows of the area-averaged levels (whole levels on one thread: a band
+  // boundary costs one more row of table lookups), whole levels for the bilinear ones (rare:
+  // only when the smallest face asked for is under 12 px).
+  struct Task {
+    int64_t level, y0, y1;
+    bool area;
+  };
   const int64_t band = max_threads() > 1 ? 32 : INT64_MAX;
-  std::vector<std::array<int64_t, 3>> tasks;  // level, first row, end row
+  std::vector<Task> tasks;
+  bool any_area = false;
   for (int64_t l = 0; l < levels; ++l) {
     const int64_t oh = sizes[2 * l];
-    if (!shrinks(height, width, oh, sizes[2 * l + 1])) {
-      tasks.push_back({l, 0, oh});
+    const bool area = shrinks(height, width, oh, sizes[2 * l + 1]);
+    any_area |= area;
+    if (!area) {
+      tasks.push_back({l, 0, oh, false});
       continue;
     }
-    for (int64_t y = 0; y < oh; y += band) tasks.push_back({l, y, y + std::min(oh - y, band)});
+    for (int64_t y = 0; y < oh; y += band) tasks.push_back({l, y, y + std::min(oh - y, band), true});
   }
+  Integral table;  // one for every level that shrinks the image
+  if (any_area) table = make_integral(img, width, 0, 0, width, height);
   parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t i) {
-    const int64_t l = tasks[i][0], y0 = tasks[i][1], y1 = tasks[i][2];
-    const int64_t oh = sizes[2 * l], ow = sizes[2 * l + 1];
-    if (shrinks(height, width, oh, ow))
-      area_resize(table, 0, 0, height, width, oh, ow, y0, y1, out[l]);
+    const Task& t = tasks[i];
+    const int64_t oh = sizes[2 * t.level], ow = sizes[2 * t.level + 1];
+    if (t.area)
+      area_resize(table, 0, 0, height, width, oh, ow, t.y0, t.y1, out[t.level]);
     else
-      resize_normalize(img, height, width, oh, ow, out[l]);
+      resize_normalize(img, height, width, oh, ow, out[t.level]);
   });
 }
 
