@@ -55,6 +55,7 @@ def speed(detect: Callable, peer: str, args, detect_many: Optional[Callable] = N
     all of them is timed instead, on B frames cycled from the size's 3, and each call's time is
     divided by B: the median ms per frame of a batched call."""
     batch = getattr(args, "batch", 1)
+    device = getattr(args, "device", "cpu")
     if batch < 1:
         raise SystemExit("--batch must be >= 1")
     if batch > 1 and detect_many is None:
@@ -84,7 +85,7 @@ def speed(detect: Callable, peer: str, args, detect_many: Optional[Callable] = N
         results[size] = {"median_ms": statistics.median(times), "faces": faces}
         print(f"{size}: {results[size]['median_ms']:.2f} ms ({len(calls) * batch} frames x {args.repeat})",
               file=sys.stderr, flush=True)
-    where = f", {args.device}" if getattr(args, "device", "cpu") != "cpu" else ""
+    where = f", {device}" if device != "cpu" else ""
     per_call = f", batches of {batch}" if batch > 1 else ""
     print(f"{peer}, {args.threads} thread(s){where}{per_call}, median ms per frame over {args.repeat} round(s)")
     print(f"{'size':<12}{'median ms':>12}{'faces':>8}")
@@ -94,6 +95,6 @@ def speed(detect: Callable, peer: str, args, detect_many: Optional[Callable] = N
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"peer": peer, "threads": args.threads,
-                                   "device": getattr(args, "device", "cpu"), "batch": batch,
+                                   "device": device, "batch": batch,
                                    "results": results}, indent=2) + "\n")
     return results

@@ -10,7 +10,7 @@ Every GPU benchmark synchronises before its timed call returns. Their extra_info
 import numpy as np
 import pytest
 import torch
-from bench_support import SIZES
+from bench_support import SIZES, nchw, stage_inputs, time_frames
 
 from mtcnn_fast import FaceDetector, _core
 from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE
@@ -85,30 +85,26 @@ def test_batch_throughput_cuda(benchmark, gpu, detector, batch_frames, size, mod
     frames = batch_frames[size]
     benchmark.group = f"cuda batch {size}"
     benchmark.extra_info["threads"] = DEVICE
-    if mode == "batch":
-        got = benchmark(gpu.detect, frames)
-    else:
-        got = benchmark(lambda: [gpu.detect(f) for f in frames])
+    got = time_frames(benchmark, gpu, frames, mode)
     agree([detector.detect(f) for f in frames], got)
 
 
 def stage_batches(detector, img, stage):
     """What a stage receives for this frame, as the core writes it: (N, H, W, 3) float32 arrays
     (one per pyramid level for P-Net, the windows' crops for R-Net and O-Net)."""
+    scales, proposals, refined = stage_inputs(detector, img)
     if stage == "pnet":
-        scales = _core.pyramid_scales(*img.shape[:2], detector.min_face_size, detector.scale_factor)
         return [level[None] for level in _core.pyramid(img, scales)]
-    windows = detector.propose(img)
-    if stage == "onet":
-        windows = detector.refine(img, windows)
-    return [_core.crop_windows(img, windows, RNET_SIZE if stage == "rnet" else ONET_SIZE)]
+    if stage == "rnet":
+        return [_core.crop_windows(img, proposals, RNET_SIZE)]
+    return [_core.crop_windows(img, refined, ONET_SIZE)]
 
 
 @pytest.mark.parametrize("stage", ["pnet", "rnet", "onet"])
 def test_network_cuda(benchmark, gpu, detector, frame_cache, stage):
     img = frame_cache("1280x720" if stage == "pnet" else "wider")[0]
     batches = stage_batches(detector, img, stage)
-    cpu_inputs = [torch.from_numpy(b).permute(0, 3, 1, 2) for b in batches]  # channels-last
+    cpu_inputs = [nchw(b) for b in batches]
     inputs = [x.to(DEVICE) for x in cpu_inputs]
     net = getattr(gpu, stage)
     benchmark.group = f"cuda stage {stage} ({sum(len(b) for b in batches)} inputs)"

@@ -10,7 +10,7 @@ eager network), so the report shows ratios that hold on a noisy machine.
 import numpy as np
 import pytest
 import torch
-from bench_support import SIZES, same_detections
+from bench_support import SIZES, nchw, same_detections, stage_inputs, time_frames
 
 from mtcnn_fast import FaceDetector, _core, _reference
 from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE, cpu_has_bf16
@@ -20,19 +20,6 @@ from mtcnn_fast.metrics import iou_matrix
 @pytest.fixture(scope="module")
 def eager():
     return FaceDetector(device="cpu", jit=False)
-
-
-def nchw(batch):
-    """The core's (N, H, W, 3) output as the networks' NCHW input (channels-last, no copy)."""
-    return torch.from_numpy(batch).permute(0, 3, 1, 2)
-
-
-def stage_inputs(detector, img):
-    """What each stage receives for this frame, computed once outside the timed calls."""
-    scales = _core.pyramid_scales(*img.shape[:2], detector.min_face_size, detector.scale_factor)
-    proposals = detector.propose(img)
-    refined = detector.refine(img, proposals) if len(proposals) else proposals
-    return scales, proposals, refined
 
 
 # --- end to end -----------------------------------------------------------------------------
@@ -58,10 +45,7 @@ def test_batch_throughput(benchmark, detector, batch_frames, threads, size, mode
     expected = [detector.detect(f) for f in frames]
     benchmark.group = f"batch {size} {threads}t"
     benchmark.extra_info["threads"] = threads
-    if mode == "batch":
-        got = benchmark(detector.detect, frames)
-    else:
-        got = benchmark(lambda: [detector.detect(f) for f in frames])
+    got = time_frames(benchmark, detector, frames, mode)
     assert all(same_detections(a, b) for a, b in zip(got, expected))
 
 

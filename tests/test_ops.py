@@ -1,6 +1,8 @@
 """Every C++ op equals its NumPy twin (the specification) bit for bit, on random and edge-case
 inputs, and both reject bad arguments with the same exception type."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -108,7 +110,7 @@ def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
         torch.set_num_threads(before)
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
 def test_the_core_and_torch_share_one_openmp_runtime():
     """Two OpenMP runtimes in one process would each keep their own spinning workers."""
     import torch  # noqa: F401
