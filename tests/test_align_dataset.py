@@ -94,6 +94,7 @@ def _assert_same_outputs(out: Path, ref: Path):
     assert [name for name in want if got[name] != want[name]] == []
 
 
+@pytest.mark.exactness
 def test_every_image_is_in_the_manifest_with_crops_for_every_face(tree, reference):
     summary, out = reference
     records = list(read_manifest(out / "manifest.jsonl"))
@@ -241,6 +242,7 @@ def test_other_settings_in_the_same_folder_are_refused(tree, reference):
         align_dataset(tree, reference[1], **{**RUN, "size": 96})
 
 
+@pytest.mark.exactness
 def test_two_worker_processes_give_identical_outputs(tree, reference, tmp_path):
     summary = align_dataset(tree, tmp_path / "out", workers=2, **RUN)
     assert summary.processed == reference[0].images

@@ -53,6 +53,7 @@ def test_frame_smaller_than_the_minimum_face_gives_empty_arrays(detector, astron
     assert_empty(detector.detect(np.zeros((1, 1, 3), np.uint8)))
 
 
+@pytest.mark.exactness
 def test_list_of_mixed_frames_gives_what_each_gives_alone(detector, astronaut):
     frames = [
         astronaut,
@@ -78,6 +79,7 @@ def test_crop_shift_moves_detections_by_the_same_offset(detector, astronaut):
     assert np.abs(crop.boxes[0] + shift - full.boxes[0]).max() < 6
 
 
+@pytest.mark.exactness
 def test_torchscript_and_eager_give_identical_detections(astronaut):
     scripted = FaceDetector(device="cpu", jit=True)
     eager = FaceDetector(device="cpu", jit=False)
@@ -101,6 +103,7 @@ def test_no_torch_jit_warning_reaches_the_user(astronaut):
     assert caught == [], [str(w.message) for w in caught]
 
 
+@pytest.mark.exactness
 def test_numpy_backend_gives_identical_detections(detector, astronaut):
     assert_same(FaceDetector(device="cpu", backend="numpy").detect(astronaut), detector.detect(astronaut))
 

@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from mtcnn_fast import FaceDetector
 from support import assert_same
@@ -20,6 +21,7 @@ def frames_of_varying_sizes(astronaut, count, seed=0):
     return out
 
 
+@pytest.mark.exactness
 def test_four_threads_sharing_one_detector_match_sequential_results(detector, astronaut):
     frames = [astronaut, np.ascontiguousarray(astronaut[::2, ::2])] + frames_of_varying_sizes(astronaut, 6)
     sequential = [detector.detect(f) for f in frames]
@@ -45,6 +47,31 @@ def test_four_threads_sharing_one_detector_match_sequential_results(detector, as
             assert_same(got, want)
 
 
+@pytest.mark.exactness
+def test_the_thread_count_does_not_change_the_numbers(detector, astronaut):
+    """Detections at 1, 2 and 3 torch threads are the same bits: every network layer runs on
+    oneDNN whatever the thread count (torch's own heuristic sends 1x1 convolutions at one thread
+    to BLAS instead), and the core's OpenMP loops split work, never sums."""
+    frames = [astronaut, np.ascontiguousarray(np.tile(astronaut, (2, 3, 1))[:700, :1000])]
+    frames += frames_of_varying_sizes(astronaut, 3, seed=5)
+    before = torch.get_num_threads()
+    try:
+        results = {}
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results[n] = [detector.detect(f) for f in frames]
+            results[n].append(detector.detect(frames))  # a batch too
+    finally:
+        torch.set_num_threads(before)
+    assert sum(len(d) for d in results[1][:-1]) >= 5
+    for n in (2, 3):
+        for got, want in zip(results[n][:-1], results[1][:-1]):
+            assert_same(got, want)
+        for got, want in zip(results[n][-1], results[1][:-1]):
+            assert_same(got, want)
+
+
+@pytest.mark.exactness
 def test_same_frame_gives_bit_identical_results_every_time(detector, astronaut):
     first = detector.detect(astronaut)
     for _ in range(3):

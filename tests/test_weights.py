@@ -113,7 +113,7 @@ def test_nets_with_fast_layers_give_the_numbers_of_the_standard_layers(astronaut
     """P-Net on a photo, R-Net and O-Net on the windows the detector makes of it."""
     import torch
 
-    from mtcnn_fast.nets import standard_layers
+    from mtcnn_fast.nets import portable_kernels, standard_layers
 
     x = torch.from_numpy((astronaut[:301, :257].astype(np.float32) - 127.5) * 0.0078125)
     inputs = {"pnet": x.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)}
@@ -131,6 +131,10 @@ def test_nets_with_fast_layers_give_the_numbers_of_the_standard_layers(astronaut
         with torch.inference_mode():
             for a, b in zip(fast(x), plain(x)):
                 assert torch.equal(a, b), name
+            # The oneDNN convolutions against torch's own kernel choice: the same layers, the
+            # sums in another order (exporters get this form).
+            for a, b in zip(fast(x), portable_kernels(plain)(x)):
+                assert torch.allclose(a, b, rtol=1e-5, atol=1e-5), name
 
 
 @pytest.mark.parametrize("channels", [10, 16, 28])

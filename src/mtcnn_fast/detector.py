@@ -33,13 +33,13 @@ NMS_OUTPUT = 0.7
 RNET_SIZE = 24
 ONET_SIZE = 48
 # Batches: frames whose R-Net and O-Net windows share a forward pass. R-Net and O-Net run in
-# chunks of CHUNK_ROWS windows (per input size), each padded to a multiple of ROW_MULTIPLE (see
-# FaceDetector._run). Chunks keep a pass's activations in the CPU's caches: measured on this
-# project's 2-core AMD EPYC, 3,098 R-Net windows take 2.7x less time in chunks of 128 than in
-# one pass, 365 O-Net windows 2.4x less in chunks of 32 (benchmarks/README.md).
+# chunks of CHUNK_ROWS windows (per input size): chunks keep a pass's activations in the CPU's
+# caches (measured on this project's 2-core AMD EPYC, 3,098 R-Net windows take 2.7x less time in
+# chunks of 128 than in one pass, 365 O-Net windows 2.4x less in chunks of 32;
+# benchmarks/README.md). A window's outputs do not depend on the batch, chunk or position it
+# runs in: every layer runs on oneDNN's convolution on the CPU (nets.OneDNNConv2d).
 BATCH_FRAMES = 16
 CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
-ROW_MULTIPLE = 4
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -253,24 +253,15 @@ class FaceDetector:
         layout, which torch sees without a copy as an NCHW tensor in channels-last memory
         format, the one its CPU kernels (max pooling above all) run fastest in.
 
-        chunk_rows (R-Net and O-Net): the batch runs in chunks of at most that many rows (a
-        multiple of ROW_MULTIPLE), each padded with zero rows to a multiple of ROW_MULTIPLE.
-        torch's CPU kernels pick other code paths for a few rows (and for some row counts under
-        12 with 2 threads), which changes the last bit of the results; from a multiple of 4 rows
-        on, a row's result does not depend on the rows beside it, so windows give the same
-        numbers whichever batch or chunk they come in."""
+        chunk_rows (R-Net and O-Net): the batch runs in chunks of at most that many rows. Each
+        window's outputs are the same bits whichever batch, chunk or position it comes in (every
+        layer is a oneDNN convolution on the CPU: nets.OneDNNConv2d), so a batch of frames gives
+        exactly what each frame gives alone."""
         with torch.inference_mode():
             if not chunk_rows:
                 return self._forward(net, batch)
-            parts = []
-            for i in range(0, len(batch), chunk_rows):
-                chunk = batch[i : i + chunk_rows]
-                n = len(chunk)
-                padded = -n % ROW_MULTIPLE
-                if padded:
-                    chunk = np.concatenate([chunk, np.zeros((padded,) + chunk.shape[1:], chunk.dtype)])
-                parts.append([o[:n] for o in self._forward(net, chunk)])
-            return [np.concatenate(col) for col in zip(*parts)]
+            parts = [self._forward(net, batch[i : i + chunk_rows]) for i in range(0, len(batch), chunk_rows)]
+            return parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
 
     def _forward(self, net, batch: np.ndarray):
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, self._dtype)

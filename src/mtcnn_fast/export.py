@@ -18,7 +18,7 @@ from typing import List, Union
 
 import torch
 
-from .nets import load_net, standard_layers
+from .nets import load_net, portable_kernels, standard_layers
 
 _SPECS = {
     "pnet": ((1, 3, 64, 64), ["prob", "reg"], {"image": {0: "n", 2: "h", 3: "w"},
@@ -40,7 +40,7 @@ def export_onnx(directory: Union[str, Path], weights=None, opset: int = 17) -> L
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, (shape, outputs, axes) in _SPECS.items():
-        net = standard_layers(load_net(name, weights))
+        net = portable_kernels(standard_layers(load_net(name, weights)))
         path = out_dir / f"{name}.onnx"
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # torch's exporter warns about itself, not about us

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -68,6 +68,70 @@ class SliceMaxPool(nn.Module):
         return out
 
 
+def _onednn_available() -> bool:
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    return mkldnn is not None and bool(mkldnn.is_available())
+
+
+def _cat_bias(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
+    if a is None or b is None:
+        return None
+    return torch.cat([a, b])
+
+
+class OneDNNConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (the same parameters) that on the CPU always runs oneDNN's convolution,
+    whatever the batch, map size and thread count.
+
+    Why: ``F.conv2d`` picks its CPU kernel by a heuristic of shape and thread count: small
+    single-image inputs, and 1x1 kernels at one thread, go to an im2col + BLAS (MKL) path whose
+    matrix-multiply kernel depends on the row count and on the CPU, and ``F.linear`` always
+    calls that matrix multiply. There one window's outputs changed in the last bits with the
+    batch around it and with the thread count (measured on an Intel Xeon; benchmarks/README.md).
+    oneDNN's direct convolution computes every image of a batch, and every output position,
+    with the same code, so a window gives the same bits in any batch and position, at 1 or 2
+    threads, under every kernel dispatch setting tested (``tests/test_batches.py``; ``.ci/run``
+    repeats the exactness tests under other MKL and oneDNN ISA settings). On CUDA, and where
+    torch lacks oneDNN, ``F.conv2d`` runs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.onednn = _onednn_available()
+        self.pad: List[int] = [int(p) for p in self.padding]
+        self.steps: List[int] = [int(s) for s in self.stride]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.run(x, self.weight, self.bias)
+
+    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        """This layer's convolution with the given parameters (heads joined into one call)."""
+        if self.onednn and x.device.type == "cpu" and x.dtype != torch.float64:
+            return torch.mkldnn_convolution(x, weight, bias, self.pad, self.steps, [1, 1], 1)
+        return F.conv2d(x, weight, bias, self.steps, self.pad)
+
+
+class OneDNNLinear(nn.Linear):
+    """``nn.Linear`` (the same ``weight`` and ``bias``) computed on the CPU as a oneDNN 1x1
+    convolution of an (N, in_features, 1, 1) map: ``F.linear`` calls BLAS's matrix multiply,
+    whose kernel (picked by the row count and the CPU) made a row's outputs depend on the batch
+    around it (see ``OneDNNConv2d``). Takes (N, ...) with in_features values per row."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self.onednn = _onednn_available()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.run(x, self.weight, self.bias)
+
+    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        """This layer's product with the given parameters (heads joined into one call)."""
+        n, k, out = x.shape[0], weight.shape[1], weight.shape[0]
+        if self.onednn and x.device.type == "cpu" and x.dtype != torch.float64:
+            y = torch.mkldnn_convolution(x.reshape(n, k, 1, 1), weight.view(out, k, 1, 1), bias, [0, 0], [1, 1], [1, 1], 1)
+            return y.reshape(n, out)
+        return F.linear(x.reshape(n, k), weight, bias)
+
+
 class TiledPReLU(nn.PReLU):
     """``nn.PReLU`` (the same numbers, the same ``weight``). On a channels-last map with fewer
     channels than one AVX-512 vector holds (16 floats), torch's kernel is slow: P-Net's first
@@ -103,28 +167,41 @@ def standard_layers(net: nn.Module) -> nn.Module:
     return net
 
 
+def portable_kernels(net: nn.Module) -> nn.Module:
+    """The net with its convolutions and fully connected layers on torch's own kernel choice
+    (``F.conv2d``, ``F.linear``) instead of oneDNN's convolution, for exporters, which know
+    those operators. The numbers agree within float32 rounding, not bit for bit."""
+    for module in net.modules():
+        if isinstance(module, (OneDNNConv2d, OneDNNLinear)):
+            module.onednn = False
+    return net
+
+
 class PNet(nn.Module):
     """Proposal network: fully convolutional, 12x12 receptive field, stride 2."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 10, 3)
+        self.conv1 = OneDNNConv2d(3, 10, 3)
         self.prelu1 = TiledPReLU(10)
         self.pool1 = SliceMaxPool(2, 2)
-        self.conv2 = nn.Conv2d(10, 16, 3)
+        self.conv2 = OneDNNConv2d(10, 16, 3)
         self.prelu2 = TiledPReLU(16)
-        self.conv3 = nn.Conv2d(16, 32, 3)
+        self.conv3 = OneDNNConv2d(16, 32, 3)
         self.prelu3 = TiledPReLU(32)
-        self.conv4_1 = nn.Conv2d(32, 2, 1)
-        self.conv4_2 = nn.Conv2d(32, 4, 1)
+        self.conv4_1 = OneDNNConv2d(32, 2, 1)
+        self.conv4_2 = OneDNNConv2d(32, 4, 1)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """(N, 3, H, W) -> face probability (N, H', W') and box offsets (N, 4, H', W')."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))
-        prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
-        return prob, self.conv4_2(x)
+        # Both heads in one convolution (their filters stacked): one pass over the map.
+        weight = torch.cat([self.conv4_1.weight, self.conv4_2.weight])
+        heads = self.conv4_1.run(x, weight, _cat_bias(self.conv4_1.bias, self.conv4_2.bias))
+        prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
+        return prob, heads[:, 2:6]
 
 
 class RNet(nn.Module):
@@ -132,18 +209,18 @@ class RNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 28, 3)
+        self.conv1 = OneDNNConv2d(3, 28, 3)
         self.prelu1 = TiledPReLU(28)
         self.pool1 = SliceMaxPool(3, 2)
-        self.conv2 = nn.Conv2d(28, 48, 3)
+        self.conv2 = OneDNNConv2d(28, 48, 3)
         self.prelu2 = TiledPReLU(48)
         self.pool2 = SliceMaxPool(3, 2)
-        self.conv3 = nn.Conv2d(48, 64, 2)
+        self.conv3 = OneDNNConv2d(48, 64, 2)
         self.prelu3 = TiledPReLU(64)
-        self.fc4 = nn.Linear(576, 128)
+        self.fc4 = OneDNNLinear(576, 128)
         self.prelu4 = TiledPReLU(128)
-        self.fc5_1 = nn.Linear(128, 2)
-        self.fc5_2 = nn.Linear(128, 4)
+        self.fc5_1 = OneDNNLinear(128, 2)
+        self.fc5_2 = OneDNNLinear(128, 4)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """(N, 3, 24, 24) -> face probability (N,) and box offsets (N, 4)."""
@@ -151,8 +228,10 @@ class RNet(nn.Module):
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.prelu3(self.conv3(x))
         x = self.prelu4(self.fc4(x.flatten(1)))
-        prob = torch.softmax(self.fc5_1(x), dim=1)[:, 1]
-        return prob, self.fc5_2(x)
+        heads = self.fc5_1.run(x, torch.cat([self.fc5_1.weight, self.fc5_2.weight]),
+                               _cat_bias(self.fc5_1.bias, self.fc5_2.bias))
+        prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
+        return prob, heads[:, 2:6]
 
 
 class ONet(nn.Module):
@@ -160,22 +239,22 @@ class ONet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3)
+        self.conv1 = OneDNNConv2d(3, 32, 3)
         self.prelu1 = TiledPReLU(32)
         self.pool1 = SliceMaxPool(3, 2)
-        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.conv2 = OneDNNConv2d(32, 64, 3)
         self.prelu2 = TiledPReLU(64)
         self.pool2 = SliceMaxPool(3, 2)
-        self.conv3 = nn.Conv2d(64, 64, 3)
+        self.conv3 = OneDNNConv2d(64, 64, 3)
         self.prelu3 = TiledPReLU(64)
         self.pool3 = SliceMaxPool(2, 2)
-        self.conv4 = nn.Conv2d(64, 128, 2)
+        self.conv4 = OneDNNConv2d(64, 128, 2)
         self.prelu4 = TiledPReLU(128)
-        self.fc5 = nn.Linear(1152, 256)
+        self.fc5 = OneDNNLinear(1152, 256)
         self.prelu5 = TiledPReLU(256)
-        self.fc6_1 = nn.Linear(256, 2)
-        self.fc6_2 = nn.Linear(256, 4)
-        self.fc6_3 = nn.Linear(256, 10)
+        self.fc6_1 = OneDNNLinear(256, 2)
+        self.fc6_2 = OneDNNLinear(256, 4)
+        self.fc6_3 = OneDNNLinear(256, 10)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """(N, 3, 48, 48) -> probability (N,), box offsets (N, 4), landmarks (N, 10):
@@ -185,8 +264,10 @@ class ONet(nn.Module):
         x = self.pool3(self.prelu3(self.conv3(x)))
         x = self.prelu4(self.conv4(x))
         x = self.prelu5(self.fc5(x.flatten(1)))
-        prob = torch.softmax(self.fc6_1(x), dim=1)[:, 1]
-        return prob, self.fc6_2(x), self.fc6_3(x)
+        weight = torch.cat([self.fc6_1.weight, self.fc6_2.weight, self.fc6_3.weight])
+        heads = self.fc6_1.run(x, weight, _cat_bias(_cat_bias(self.fc6_1.bias, self.fc6_2.bias), self.fc6_3.bias))
+        prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
+        return prob, heads[:, 2:6], heads[:, 6:16]
 
 
 NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
