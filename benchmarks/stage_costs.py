@@ -84,27 +84,27 @@ def main(argv=None) -> int:
     windows = [0, 0]
     for img in photos:
         scales = _core.pyramid_scales(*img.shape[:2], det.min_face_size, det.scale_factor)
-        levels = _core.pyramid(img, scales)
+        levels = _core.pyramid(img, scales, torch.get_num_threads())
         proposals = det.propose(img)
         refined = det.refine(img, proposals)
         windows[0] += len(proposals)
         windows[1] += len(refined)
-        r_hwc = _core.crop_windows(img, proposals, RNET_SIZE)
-        o_hwc = _core.crop_windows(img, refined, ONET_SIZE)
+        r_hwc = _core.crop_windows(img, proposals, RNET_SIZE, torch.get_num_threads())
+        o_hwc = _core.crop_windows(img, refined, ONET_SIZE, torch.get_num_threads())
         r_in, o_in = nchw(r_hwc), nchw(o_hwc)
 
         def pnet_all():
             with torch.inference_mode():
                 return [det.pnet(nchw(l[None])) for l in levels]
 
-        t_pyr = median_ms(lambda: _core.pyramid(img, scales), args.repeat)
+        t_pyr = median_ms(lambda: _core.pyramid(img, scales, torch.get_num_threads()), args.repeat)
         t_pnet = median_ms(pnet_all, args.repeat)
         t_prop = median_ms(lambda: det.propose(img), args.repeat)
-        t_rcrop = median_ms(lambda: _core.crop_windows(img, proposals, RNET_SIZE), args.repeat)
+        t_rcrop = median_ms(lambda: _core.crop_windows(img, proposals, RNET_SIZE, torch.get_num_threads()), args.repeat)
         # As the detector runs them: in chunks (detector.CHUNK_ROWS), padded rows included.
         t_rnet = median_ms(lambda: det._run(det.rnet, r_hwc, CHUNK_ROWS[RNET_SIZE]), args.repeat)
         t_ref = median_ms(lambda: det.refine(img, proposals), args.repeat)
-        t_ocrop = median_ms(lambda: _core.crop_windows(img, refined, ONET_SIZE), args.repeat)
+        t_ocrop = median_ms(lambda: _core.crop_windows(img, refined, ONET_SIZE, torch.get_num_threads()), args.repeat)
         t_onet = median_ms(lambda: det._run(det.onet, o_hwc, CHUNK_ROWS[ONET_SIZE]), args.repeat)
         t_all = median_ms(lambda: det.detect(img), args.repeat)
         p_macs = sum(macs(eager.pnet, nchw(l[None])) for l in levels)

@@ -94,10 +94,10 @@ def stage_batches(detector, img, stage):
     (one per pyramid level for P-Net, the windows' crops for R-Net and O-Net)."""
     scales, proposals, refined = stage_inputs(detector, img)
     if stage == "pnet":
-        return [level[None] for level in _core.pyramid(img, scales)]
+        return [level[None] for level in _core.pyramid(img, scales, torch.get_num_threads())]
     if stage == "rnet":
-        return [_core.crop_windows(img, proposals, RNET_SIZE)]
-    return [_core.crop_windows(img, refined, ONET_SIZE)]
+        return [_core.crop_windows(img, proposals, RNET_SIZE, torch.get_num_threads())]
+    return [_core.crop_windows(img, refined, ONET_SIZE, torch.get_num_threads())]
 
 
 @pytest.mark.parametrize("stage", ["pnet", "rnet", "onet"])

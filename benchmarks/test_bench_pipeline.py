@@ -74,7 +74,7 @@ def test_pyramid(benchmark, frame_cache, detector, backend):
     scales = _core.pyramid_scales(*img.shape[:2], 20.0, 0.709)
     ops = _core if backend == "cpp" else _reference
     benchmark.group = "stage pyramid 1280x720"
-    levels = benchmark(ops.pyramid, img, scales)
+    levels = benchmark(ops.pyramid, img, scales, torch.get_num_threads())
     for got, want in zip(levels, _reference.pyramid(img, scales)):
         assert np.array_equal(got, want)
 
@@ -120,7 +120,7 @@ def test_crops(benchmark, frame_cache, detector, backend):
     _, proposals, _ = stage_inputs(detector, img)
     ops = _core if backend == "cpp" else _reference
     benchmark.group = f"stage crops 24x24 ({len(proposals)} windows)"
-    crops = benchmark(ops.crop_windows, img, proposals, RNET_SIZE)
+    crops = benchmark(ops.crop_windows, img, proposals, RNET_SIZE, torch.get_num_threads())
     assert np.array_equal(crops, _reference.crop_windows(img, proposals, RNET_SIZE))
 
 

@@ -124,7 +124,18 @@ py::list pyramid_scales(int64_t height, int64_t width, double min_face, double f
   return out;
 }
 
-py::list pyramid(const py::object& image, const std::vector<double>& scales) {
+// The core's OpenMP regions take exactly this many threads (see ops.cpp, parallel_for).
+constexpr int64_t kMaxThreads = 1024;
+
+int require_threads(int64_t threads) {
+  if (threads < 1 || threads > kMaxThreads)
+    throw py::value_error("threads must lie in [1, " + std::to_string(kMaxThreads) + "], got " +
+                          std::to_string(threads));
+  return static_cast<int>(threads);
+}
+
+py::list pyramid(const py::object& image, const std::vector<double>& scales, int64_t threads) {
+  const int nthreads = require_threads(threads);
   auto img = require_image(image);
   const int64_t h = img.shape(0), w = img.shape(1);
   std::vector<int64_t> sizes;
@@ -144,7 +155,7 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales) {
   const uint8_t* src = img.data();
   {
     py::gil_scoped_release release;
-    mtcnn::pyramid(src, h, w, sizes.data(), static_cast<int64_t>(outs.size()), outs.data());
+    mtcnn::pyramid(src, h, w, sizes.data(), static_cast<int64_t>(outs.size()), outs.data(), nthreads);
   }
   py::list out;
   for (auto& level : levels) out.append(level);
@@ -152,7 +163,8 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales) {
 }
 
 py::array_t<float> crop_windows(const py::object& image, const py::object& boxes_obj,
-                                int64_t size) {
+                                int64_t size, int64_t threads) {
+  const int nthreads = require_threads(threads);
   auto img = require_image(image);
   auto boxes = require_boxes(boxes_obj, "boxes");
   if (size < 1 || size > 4096) throw py::value_error("size must lie in [1, 4096]");
@@ -165,7 +177,7 @@ py::array_t<float> crop_windows(const py::object& image, const py::object& boxes
   const int64_t h = img.shape(0), w = img.shape(1);
   {
     py::gil_scoped_release release;
-    mtcnn::crop_windows(src, h, w, b, n, size, dst);
+    mtcnn::crop_windows(src, h, w, b, n, size, dst, nthreads);
   }
   return out;
 }
@@ -275,14 +287,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("pyramid_scales", &pyramid_scales, py::arg("height"), py::arg("width"),
         py::arg("min_face_size"), py::arg("factor"),
         "Pyramid scales 12 / min_face_size * factor**k while min(height, width) * scale >= 12.");
-  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"),
+  m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"), py::arg("threads") = 1,
         "Each level: the uint8 (H, W, 3) image resized to ceil(H*s) x ceil(W*s) (area averages\n"
         "when the level is smaller than the image, bilinear when larger),\n"
-        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3).");
+        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3); on `threads` threads.");
   m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"),
+        py::arg("threads") = 1,
         "Windows (1-based inclusive pixel numbers, truncated), zero-filled outside the image,\n"
         "resized to size x size (area averages when the window is at least size wide and high,\n"
-        "else bilinear) and normalised: float32 (N, size, size, 3).");
+        "else bilinear) and normalised: float32 (N, size, size, 3); on `threads` threads.");
   m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
         py::arg("scale"), py::arg("threshold"),
         "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).");

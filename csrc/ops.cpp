@@ -13,22 +13,15 @@ namespace mtcnn {
 
 namespace {
 
-// Threads an OpenMP parallel region started here would get (1 without OpenMP).
-int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-// Runs body(i) for i in [0, n) on the calling thread's OpenMP threads, `chunk` indices at a
-// time (serially without OpenMP, or when there is a single chunk). No exception may leave an
-// OpenMP region: the first one thrown is rethrown here, after the loop.
+// Runs body(i) for i in [0, n) on `threads` OpenMP threads (exactly that many, whatever the
+// calling thread's OpenMP default: a thread where torch never ran has the runtime's default,
+// OMP_NUM_THREADS or every core), `chunk` indices at a time; serially without OpenMP, with one
+// thread, or when there is a single chunk. No exception may leave an OpenMP region: the first
+// one thrown is rethrown here, after the loop.
 template <class Body>
-void parallel_for(int64_t n, int64_t chunk, Body body) {
+void parallel_for(int64_t n, int64_t chunk, int threads, Body body) {
   std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, chunk) if (n > chunk)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (n > chunk && threads > 1)
   for (int64_t i = 0; i < n; ++i) {
     try {
       body(i);
@@ -261,7 +254,7 @@ void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, in
 }
 
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
-             int64_t levels, float* const* out) {
+             int64_t levels, float* const* out, int threads) {
   // Tasks: bands of output rows of the area-averaged levels (whole levels on one thread: a band
   // boundary costs one more row of table lookups), whole levels for the bilinear ones (rare:
   // only when the smallest face asked for is under 12 px).
@@ -269,7 +262,7 @@ void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* s
     int64_t level, y0, y1;
     bool area;
   };
-  const int64_t band = max_threads() > 1 ? 32 : INT64_MAX;
+  const int64_t band = threads > 1 ? 32 : INT64_MAX;
   std::vector<Task> tasks;
   bool any_area = false;
   for (int64_t l = 0; l < levels; ++l) {
@@ -284,7 +277,7 @@ void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* s
   }
   Integral table;  // one for every level that shrinks the image
   if (any_area) table = make_integral(img, width, 0, 0, width, height);
-  parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t i) {
+  parallel_for(static_cast<int64_t>(tasks.size()), 1, threads, [&](int64_t i) {
     const Task& t = tasks[i];
     const int64_t oh = sizes[2 * t.level], ow = sizes[2 * t.level + 1];
     if (t.area)
@@ -322,7 +315,7 @@ void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t
 }
 
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
-                  int64_t n, int64_t size, float* out) {
+                  int64_t n, int64_t size, float* out, int threads) {
   const int64_t stride = width * 3;
   const int64_t per_window = 3 * size * size;
   auto window = [&](int64_t k, int64_t* x1, int64_t* y1, int64_t* x2, int64_t* y2) {
@@ -350,7 +343,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     table = make_integral(img, width, rx0, ry0, std::clamp<int64_t>(rx1, rx0, width),
                           std::clamp<int64_t>(ry1, ry0, height));
   }
-  parallel_for(n, 4, [&](int64_t k) {
+  parallel_for(n, 4, threads, [&](int64_t k) {
     int64_t x1, y1, x2, y2;
     window(k, &x1, &y1, &x2, &y2);
     const int64_t crop_w = x2 - x1 + 1;

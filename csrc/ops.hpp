@@ -47,18 +47,18 @@ void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, in
 
 // The pyramid: level l, sizes[2l] x sizes[2l + 1], into out[l] (area averages from one shared
 // summed-area table when the level is smaller than the image, bilinear otherwise). With OpenMP,
-// bands of rows run on the calling thread's OpenMP threads (torch's, which share the runtime);
+// bands of rows run on `threads` OpenMP threads (the runtime torch uses, so the same workers);
 // the numbers do not depend on how many.
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
-             int64_t levels, float* const* out);
+             int64_t levels, float* const* out, int threads);
 
 // Cuts square windows (1-based inclusive pixel numbers, truncated toward zero) out of an
 // HxWx3 image, zero-filling what lies outside it, resizes each to size x size (area averages
 // when the window is at least size wide and high, bilinear otherwise) and normalises
 // into out (n * size * size * 3), HWC per window. With OpenMP the windows are shared out among
-// the calling thread's OpenMP threads; the numbers do not depend on how many.
+// `threads` OpenMP threads; the numbers do not depend on how many.
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
-                  int64_t n, int64_t size, float* out);
+                  int64_t n, int64_t size, float* out, int threads);
 
 // P-Net output cells with score >= threshold, row-major, mapped to their windows.
 void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,

@@ -85,11 +85,10 @@ def test_pyramid_matches_reference(img, scales):
         same(g, w_)
 
 
+@pytest.mark.exactness
 def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
-    """The core shares bands of pyramid rows and crop windows out among OpenMP threads (torch's:
-    torch.set_num_threads sets them); every count gives the same numbers, equal to the twin's."""
-    import torch
-
+    """The core shares bands of pyramid rows and crop windows out among exactly `threads` OpenMP
+    threads; every count gives the same numbers, equal to the twin's."""
     img = np.ascontiguousarray(np.tile(astronaut, (2, 3, 1)))[:1000]
     scales = _core.pyramid_scales(img.shape[0], img.shape[1], 20.0, 0.709)
     rng = np.random.default_rng(3)
@@ -98,16 +97,11 @@ def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
     boxes = np.concatenate([xy, xy + side], axis=1).astype(np.float32)
     want_levels = _reference.pyramid(img, scales)
     want_crops = {size: _reference.crop_windows(img, boxes, size) for size in (24, 48)}
-    before = torch.get_num_threads()
-    try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            for got, want in zip(_core.pyramid(img, scales), want_levels):
-                same(got, want)
-            for size, want in want_crops.items():
-                same(_core.crop_windows(img, boxes, size), want)
-    finally:
-        torch.set_num_threads(before)
+    for threads in (1, 2, 3):
+        for got, want in zip(_core.pyramid(img, scales, threads), want_levels):
+            same(got, want)
+        for size, want in want_crops.items():
+            same(_core.crop_windows(img, boxes, size, threads), want)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
@@ -331,6 +325,10 @@ BAD_CALLS = [
     ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4), np.float32), 0), ValueError),
     ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.full((1, 4), 1e12, np.float32), 24), ValueError),
     ("pyramid", lambda m: m.pyramid(None, [0.5]), TypeError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 0), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 1025), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 2.0), TypeError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4), np.float32), 24, -1), ValueError),
     ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.0]), ValueError),
     ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [float("nan")]), ValueError),
     ("pyramid_scales", lambda m: m.pyramid_scales(10, 10, 0.0, 0.7), ValueError),

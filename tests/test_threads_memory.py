@@ -109,3 +109,37 @@ def test_memory_stays_flat_over_a_long_run(detector, astronaut):
     growth = rss_mb() - after_warmup
     # Bound: 10 MB over 320 detections (leaking one 512x512 pyramid per call would be ~700 MB).
     assert growth < 10, f"resident memory grew by {growth:.1f} MB"
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="needs /proc (Linux)")
+def test_the_core_uses_the_thread_count_torch_is_set_to_in_every_thread():
+    """A worker thread's first call used to open OpenMP teams of the runtime's default size
+    (OMP_NUM_THREADS, else every core) in the core, whatever torch was set to. Now the core takes
+    torch's count, in every thread: with torch at 1 thread, detecting from a pool of 2 threads
+    starts the 2 pool threads and nothing else, although OMP_NUM_THREADS says 8."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import os, concurrent.futures as cf
+import torch
+torch.set_num_threads(1)
+from importlib import resources
+from mtcnn_fast import FaceDetector
+from mtcnn_fast._input import read_rgb
+img = read_rgb(resources.files("mtcnn_fast") / "data" / "astronaut.png")
+det = FaceDetector(device="cpu")
+assert len(det.detect(img)) == 1
+count = lambda: len(os.listdir("/proc/self/task"))
+before = count()
+with cf.ThreadPoolExecutor(2) as pool:
+    assert [len(f) for f in pool.map(det.detect, [img] * 4)] == [1] * 4
+    during = count()
+print(before, during)
+"""
+    env = dict(os.environ, OMP_NUM_THREADS="8")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    before, during = map(int, out.stdout.split())
+    assert during <= before + 2, (before, during)

@@ -7,9 +7,11 @@ import numpy as np
 import numpy.typing as npt
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> List[float]: ...
-def pyramid(image: npt.NDArray[np.uint8], scales: Sequence[float]) -> List[npt.NDArray[np.float32]]: ...
+def pyramid(
+    image: npt.NDArray[np.uint8], scales: Sequence[float], threads: int = 1
+) -> List[npt.NDArray[np.float32]]: ...
 def crop_windows(
-    image: npt.NDArray[np.uint8], boxes: npt.NDArray[np.float32], size: int
+    image: npt.NDArray[np.uint8], boxes: npt.NDArray[np.float32], size: int, threads: int = 1
 ) -> npt.NDArray[np.float32]: ...
 def generate_windows(
     scores: npt.NDArray[np.float32], reg: npt.NDArray[np.float32], scale: float, threshold: float

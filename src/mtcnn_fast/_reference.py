@@ -8,6 +8,7 @@ and the whole detector can run on either backend (``FaceDetector(backend="numpy"
 from __future__ import annotations
 
 import math
+import operator
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -17,6 +18,7 @@ _SCALE = np.float32(0.0078125)
 _ONE = np.float32(1.0)
 _HALF = np.float32(0.5)
 _MAX_COORD = 1e9
+_MAX_THREADS = 1024  # the core's OpenMP regions take exactly the thread count asked for
 _MAX_LEVELS = 1000.0  # more pyramid levels than this means nonsensical settings
 # A first pyramid level larger than this (2^26 pixels; a detection needs about 150 bytes per pixel
 # of its first level, so about 10 GB) means settings that would exhaust memory.
@@ -56,6 +58,14 @@ def _require_unit(v: float, name: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {v}")
     return v
+
+
+def _require_threads(threads) -> int:
+    """The core's thread count: an integer in [1, 1024] (the twin itself runs serially)."""
+    threads = operator.index(threads)
+    if not 1 <= threads <= _MAX_THREADS:
+        raise ValueError(f"threads must lie in [1, {_MAX_THREADS}], got {threads}")
+    return threads
 
 
 def _require_positive(v: float, name: str) -> float:
@@ -166,10 +176,12 @@ def _area(table: np.ndarray, ox: int, oy: int, in_h: int, in_w: int, out_h: int,
     return np.ascontiguousarray((v.astype(np.float32) - _MEAN) * _SCALE)
 
 
-def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
+def pyramid(image, scales: Sequence[float], threads: int = 1) -> List[np.ndarray]:
     """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 HWC
     (channels-last, the layout the networks run fastest in). Levels smaller than the image are
-    area averages (_area), larger ones bilinear (_resample)."""
+    area averages (_area), larger ones bilinear (_resample). `threads`: checked as the core
+    checks it (the core runs on that many OpenMP threads; the numbers do not depend on it)."""
+    _require_threads(threads)
     img = _require_image(image)
     h, w = img.shape[:2]
     src = img.astype(np.float32)
@@ -189,10 +201,11 @@ def pyramid(image, scales: Sequence[float]) -> List[np.ndarray]:
     return levels
 
 
-def crop_windows(image, boxes, size: int) -> np.ndarray:
+def crop_windows(image, boxes, size: int, threads: int = 1) -> np.ndarray:
     """Windows (1-based inclusive pixel numbers, truncated) cut out with zero fill, resized to
     size x size (area averages when the window is at least size wide and high, else bilinear),
-    normalised: (N, size, size, 3) float32 (channels-last)."""
+    normalised: (N, size, size, 3) float32 (channels-last). `threads` as in pyramid."""
+    _require_threads(threads)
     img = _require_image(image)
     b = _require_boxes(boxes)
     size = int(size)

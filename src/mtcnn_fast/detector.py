@@ -270,7 +270,8 @@ class FaceDetector:
     def _run_windows(self, net, imgs, boxes, size: int):
         """One forward pass of `net` over the size x size crops of every frame's windows; the
         outputs split back per frame (None for a frame without windows)."""
-        crops = [self._ops.crop_windows(img, b, size) for img, b in zip(imgs, boxes) if len(b)]
+        threads = torch.get_num_threads()
+        crops = [self._ops.crop_windows(img, b, size, threads) for img, b in zip(imgs, boxes) if len(b)]
         if not crops:
             return [None] * len(imgs)
         outs = self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops), CHUNK_ROWS[size])
@@ -284,7 +285,7 @@ class FaceDetector:
         ops = self._ops
         h, w = img.shape[:2]
         scales = ops.pyramid_scales(h, w, self.min_face_size, self.scale_factor)
-        levels = ops.pyramid(img, scales)
+        levels = ops.pyramid(img, scales, torch.get_num_threads())
         found_boxes, found_scores, found_reg = [], [], []
         for scale, level in zip(scales, levels):
             prob, reg = self._run(self.pnet, level[None])
