@@ -45,6 +45,21 @@ fi
 .venv/bin/python benchmarks/landmark_offsets.py score --file $OUT/lfw/subset.jsonl --predictions $LFW_PRED \
   --shift 0.5 0.5
 
+# The WIDER FACE preset (FaceDetector.preset("widerface")): every idea on its own and together,
+# then the table of accuracy.md, CPU time per photo, and the preset's landmarks on both sets.
+rm -f $OUT/preset_search.jsonl
+OMP_NUM_THREADS=1 .venv/bin/python benchmarks/preset_search.py --threads 1
+.venv/bin/python benchmarks/preset_search.py --table
+.venv/bin/python benchmarks/preset_search.py --timing 60 --threads 2
+.venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu --preset widerface \
+  --quiet --save-predictions $OUT/preset_landmarks.jsonl > /dev/null
+.venv/bin/mtcnn-fast eval landmarks --file $OUT/lfw/subset.jsonl --device cpu --preset widerface --quiet \
+  --save-predictions $OUT/lfw/preset.jsonl > /dev/null
+.venv/bin/python benchmarks/landmark_offsets.py score --file $DATA/landmarks_5pt/test.jsonl \
+  --predictions $OUT/mtcnn_fast_landmarks.jsonl $OUT/preset_landmarks.jsonl
+.venv/bin/python benchmarks/landmark_offsets.py score --file $OUT/lfw/subset.jsonl \
+  --predictions $OUT/lfw/mtcnn_fast.jsonl $OUT/lfw/preset.jsonl
+
 # Reduced precision (bfloat16 on this CPU), against the float32 rows above.
 .venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --device cpu --precision bfloat16
 .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu --precision bfloat16

@@ -60,11 +60,26 @@ def expand_inputs(paths: Sequence[str]) -> List[Path]:
     return out
 
 
+DEFAULT_SETTINGS = {"min_face_size": 20.0, "thresholds": (0.6, 0.7, 0.7), "scale_factor": 0.709}
+
+
+def _settings(args) -> dict:
+    """The detector settings a command line asks for: the --preset's (default: the original
+    settings), each flag given explicitly overriding it."""
+    from .detector import PRESETS
+
+    settings = {**DEFAULT_SETTINGS, **PRESETS[getattr(args, "preset", None) or "original"]}
+    for name in DEFAULT_SETTINGS:
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = tuple(value) if name == "thresholds" else value
+    return settings
+
+
 def _detector(args):
     from . import FaceDetector
 
-    return FaceDetector(min_face_size=args.min_face_size, thresholds=tuple(args.thresholds),
-                        scale_factor=args.scale_factor, device=args.device, weights=args.weights,
+    return FaceDetector(**_settings(args), device=args.device, weights=args.weights,
                         precision=args.precision)
 
 
@@ -262,8 +277,7 @@ def cmd_align_dataset(args) -> int:
         summary = align_dataset(
             args.in_dir, args.out_dir, size=args.size, margin=args.margin,
             margin_size=args.margin_size, workers=args.workers, threads=args.threads,
-            io_threads=args.io_threads, min_face_size=args.min_face_size,
-            thresholds=tuple(args.thresholds), scale_factor=args.scale_factor, device=args.device,
+            io_threads=args.io_threads, **_settings(args), device=args.device,
             weights=args.weights, precision=args.precision, ray=args.ray, progress=not args.quiet)
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -284,11 +298,17 @@ def cmd_align_dataset(args) -> int:
     return 1 if summary.failed else 0
 
 
-def _add_settings(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in px (20)")
-    p.add_argument("--thresholds", type=float, nargs=3, default=[0.6, 0.7, 0.7],
+def _add_settings(p: argparse.ArgumentParser, preset: bool = True) -> None:
+    if preset:
+        from .detector import PRESETS
+
+        p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                       help="named settings: original (the defaults) or widerface (the highest "
+                            "WIDER FACE AP found, slower); flags given explicitly override it")
+    p.add_argument("--min-face-size", type=float, default=None, help="smallest face in px (20)")
+    p.add_argument("--thresholds", type=float, nargs=3, default=None,
                    metavar=("P", "R", "O"), help="stage score thresholds (0.6 0.7 0.7)")
-    p.add_argument("--scale-factor", type=float, default=0.709, help="pyramid ratio (0.709)")
+    p.add_argument("--scale-factor", type=float, default=None, help="pyramid ratio (0.709)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     p.add_argument("--weights", help="folder holding pnet.npz, rnet.npz and onet.npz (default: the original weights)")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"],
@@ -329,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on Ray (needs mtcnn-fast[ray]); ADDRESS: a cluster to join, e.g. auto "
                    "(put --ray after IN_DIR OUT_DIR, or write --ray=ADDRESS)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_settings(p)
+    _add_settings(p, preset=False)
     p.set_defaults(func=cmd_align_dataset)
 
     ev = sub.add_parser("eval", help="measure accuracy (WIDER FACE AP, landmark error)")

@@ -25,11 +25,25 @@ from ._input import as_frame_list, as_rgb_frame, is_batch
 from .nets import compile_net, load_net
 from .ops import get_ops
 
-# Overlap thresholds of the original pipeline.
+# Overlap thresholds of the original pipeline: per pyramid level, over all levels, after R-Net
+# (all "union") and after O-Net ("min").
 NMS_PER_SCALE = 0.5
 NMS_PROPOSALS = 0.7
 NMS_REFINE = 0.7
 NMS_OUTPUT = 0.7
+NMS_DEFAULT = (NMS_PER_SCALE, NMS_PROPOSALS, NMS_REFINE, NMS_OUTPUT)
+# Flipped passes: a face of the frame and of its mirror image are one face when their boxes
+# overlap this much (IoU, +1 areas as the NMS computes them).
+VOTE_IOU = 0.5
+# Landmark order after mirroring: the image-left eye and mouth corner swap with the right ones.
+MIRRORED_POINTS = [1, 0, 2, 4, 3]
+# Named settings (FaceDetector.preset): "original" is the defaults of the original release;
+# "widerface" the setting that gives the highest WIDER FACE AP found on wider_val_dev
+# (benchmarks/preset_search.py, benchmarks/accuracy.md).
+PRESETS = {
+    "original": {},
+    "widerface": {"min_face_size": 10.0, "thresholds": (0.4, 0.4, 0.5)},
+}
 RNET_SIZE = 24
 ONET_SIZE = 48
 # Batches: frames whose R-Net and O-Net windows share a forward pass. R-Net and O-Net run in
@@ -74,6 +88,50 @@ def finite_rows(*arrays: np.ndarray):
     for a in arrays:
         ok &= np.isfinite(a).reshape(len(a), -1).all(axis=1) if a.size else ok
     return arrays if ok.all() else tuple(a[ok] for a in arrays)
+
+
+def _mirror(faces: Detections, width: int) -> Detections:
+    """Detections of a mirrored frame in the frame's own coordinates: x -> width - 1 - x, boxes'
+    sides exchanged, left and right landmarks swapped back."""
+    if not len(faces):
+        return faces
+    last = np.float32(width - 1)
+    boxes = faces.boxes[:, [2, 1, 0, 3]].copy()
+    boxes[:, [0, 2]] = last - boxes[:, [0, 2]]
+    points = faces.landmarks[:, MIRRORED_POINTS].copy()
+    points[:, :, 0] = last - points[:, :, 0]
+    return Detections(boxes, faces.scores.copy(), points)
+
+
+def _vote(a: Detections, b: Detections) -> Detections:
+    """Merges two passes over one frame by box voting: best score first, each remaining face
+    takes every face of either pass that overlaps it by VOTE_IOU or more; the group's box and
+    landmarks are their score-weighted means, its score the highest. Deterministic (stable
+    order: score, then pass a before b, then index)."""
+    boxes = np.concatenate([a.boxes, b.boxes]).astype(np.float64)
+    scores = np.concatenate([a.scores, b.scores]).astype(np.float64)
+    points = np.concatenate([a.landmarks, b.landmarks]).astype(np.float64)
+    if not len(scores):
+        return Detections.empty()
+    order = np.argsort(-scores, kind="stable")
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    left = np.ones(len(scores), bool)
+    out_boxes, out_scores, out_points = [], [], []
+    for i in order:
+        if not left[i]:
+            continue
+        w = np.clip(np.minimum(boxes[i, 2], boxes[:, 2]) - np.maximum(boxes[i, 0], boxes[:, 0]) + 1, 0, None)
+        h = np.clip(np.minimum(boxes[i, 3], boxes[:, 3]) - np.maximum(boxes[i, 1], boxes[:, 1]) + 1, 0, None)
+        inter = w * h
+        group = left & (inter / (area[i] + area - inter) >= VOTE_IOU)
+        group[i] = True
+        weight = scores[group] / scores[group].sum()
+        out_boxes.append(weight @ boxes[group])
+        out_points.append(np.tensordot(weight, points[group], axes=1))
+        out_scores.append(scores[i])
+        left &= ~group
+    return Detections(np.asarray(out_boxes, np.float32).reshape(-1, 4), np.asarray(out_scores, np.float32),
+                      np.asarray(out_points, np.float32).reshape(-1, 5, 2))
 
 
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
@@ -134,6 +192,14 @@ class FaceDetector:
             faster up to 1920x1080, 1.6x to 2x on 3840x2160 frames), at the price of a resident
             size that stays near its peak (``mtcnn_fast._malloc``). False leaves the allocator
             as it is.
+        nms_thresholds: overlaps of the four non-maximum suppressions (per pyramid level, over
+            all levels, after R-Net, after O-Net; default 0.5, 0.7, 0.7, 0.7, the original's).
+        flip: also run the cascade on the mirror image of each frame and merge the two passes
+            by box voting (a face found in both: score-weighted mean box and landmarks, the
+            higher score). About twice the time; for benchmark settings, off by default.
+
+    ``FaceDetector.preset(name)`` makes a detector with named settings ("widerface": the highest
+    WIDER FACE AP found; see ``PRESETS`` and benchmarks/accuracy.md).
 
     ``detect`` returns boxes and landmarks in the networks' own frame, unchanged: that of the
     WIDER FACE annotations, read as 0-based pixel coordinates, as facenet-pytorch and
@@ -152,6 +218,8 @@ class FaceDetector:
         jit: bool = True,
         precision: str = "float32",
         keep_freed_memory: bool = True,
+        nms_thresholds: Sequence[float] = NMS_DEFAULT,
+        flip: bool = False,
     ) -> None:
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)):
             raise TypeError(f"min_face_size must be a number, got {type(min_face_size).__name__}")
@@ -162,11 +230,18 @@ class FaceDetector:
             raise ValueError(f"thresholds must be three numbers in [0, 1], got {thresholds}")
         if not 0.0 < float(scale_factor) < 1.0:
             raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {scale_factor}")
+        nms_thresholds = tuple(float(t) for t in nms_thresholds)
+        if len(nms_thresholds) != 4 or not all(0.0 <= t <= 1.0 for t in nms_thresholds):
+            raise ValueError(f"nms_thresholds must be four numbers in [0, 1], got {nms_thresholds}")
+        if not isinstance(flip, (bool, np.bool_)):
+            raise TypeError(f"flip must be True or False, got {type(flip).__name__}")
         if keep_freed_memory:
             _malloc.keep_freed_memory()
         self.min_face_size = float(min_face_size)
         self.thresholds: Tuple[float, float, float] = thresholds  # type: ignore[assignment]
         self.scale_factor = float(scale_factor)
+        self.nms_thresholds: Tuple[float, float, float, float] = nms_thresholds  # type: ignore[assignment]
+        self.flip = bool(flip)
         self.device = resolve_device(device)
         self.backend = backend
         self._ops = get_ops(backend)
@@ -181,8 +256,17 @@ class FaceDetector:
         return (
             f"FaceDetector(min_face_size={self.min_face_size}, thresholds={self.thresholds}, "
             f"scale_factor={self.scale_factor}, device='{self.device}', backend='{self.backend}', "
-            f"precision='{self.precision}')"
+            f"precision='{self.precision}', nms_thresholds={self.nms_thresholds}, flip={self.flip})"
         )
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "FaceDetector":
+        """A detector with the named settings of PRESETS ("original": the defaults;
+        "widerface": the highest WIDER FACE AP found on wider_val_dev, see
+        benchmarks/accuracy.md), any keyword argument of FaceDetector overriding them."""
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+        return cls(**{**PRESETS[name], **overrides})
 
     def detect(self, frames, *, bgr: bool = False) -> Union[Detections, List[Detections]]:
         """Detects faces in one frame or in a list of frames.
@@ -242,6 +326,15 @@ class FaceDetector:
     # The cascade. A frame alone is a batch of one: there is one code path, so a batch gives
     # exactly what its frames give alone (see _run on why the rows do not depend on the batch).
     def _detect_many(self, imgs: Sequence[np.ndarray]) -> List[Detections]:
+        if not self.flip:
+            return self._cascade(imgs)
+        # The mirror images run in the same batch; each frame's two results merge on their own.
+        mirrored = [np.ascontiguousarray(img[:, ::-1]) for img in imgs]
+        found = self._cascade(list(imgs) + mirrored)
+        n = len(imgs)
+        return [_vote(found[i], _mirror(found[n + i], img.shape[1])) for i, img in enumerate(imgs)]
+
+    def _cascade(self, imgs: Sequence[np.ndarray]) -> List[Detections]:
         boxes = [self.propose(img) for img in imgs]
         outs = self._run_windows(self.rnet, imgs, boxes, RNET_SIZE)
         boxes = [self._refined(b, o) for b, o in zip(boxes, outs)]
@@ -291,7 +384,7 @@ class FaceDetector:
             prob, reg = self._run(self.pnet, level[None])
             windows = ops.generate_windows(prob[0], reg[0], scale, self.thresholds[0])
             boxes, scores, offsets = finite_rows(*windows)
-            keep = ops.nms(boxes, scores, NMS_PER_SCALE, "union")
+            keep = ops.nms(boxes, scores, self.nms_thresholds[0], "union")
             found_boxes.append(boxes[keep])
             found_scores.append(scores[keep])
             found_reg.append(offsets[keep])
@@ -300,7 +393,7 @@ class FaceDetector:
         boxes = np.concatenate(found_boxes)
         scores = np.concatenate(found_scores)
         offsets = np.concatenate(found_reg)
-        keep = ops.nms(boxes, scores, NMS_PROPOSALS, "union")
+        keep = ops.nms(boxes, scores, self.nms_thresholds[1], "union")
         boxes = ops.calibrate(boxes[keep], offsets[keep], False)
         return ops.square(boxes)
 
@@ -319,7 +412,7 @@ class FaceDetector:
         prob, reg = outs
         passed = prob > np.float32(self.thresholds[1])
         boxes, scores, reg = finite_rows(boxes[passed], prob[passed], reg[passed])
-        keep = ops.nms(boxes, scores, NMS_REFINE, "union")
+        keep = ops.nms(boxes, scores, self.nms_thresholds[2], "union")
         return ops.square(ops.calibrate(boxes[keep], reg[keep], True))
 
     def _outputs(self, boxes: np.ndarray, outs) -> Detections:
@@ -337,7 +430,7 @@ class FaceDetector:
         ys = boxes[:, 1:2] + h * points[:, 5:10] - one
         landmarks = np.stack([xs, ys], axis=2)
         boxes = ops.calibrate(boxes, reg, True)
-        keep = ops.nms(boxes, scores, NMS_OUTPUT, "min")
+        keep = ops.nms(boxes, scores, self.nms_thresholds[3], "min")
         return Detections(
             np.ascontiguousarray(boxes[keep], dtype=np.float32),
             np.ascontiguousarray(scores[keep], dtype=np.float32),
