@@ -48,8 +48,8 @@ def test_align_scales_the_template_and_keeps_bgr_order(detector, astronaut):
 
 def test_crop_centres_the_face_with_its_margin(detector, astronaut):
     faces = detector.detect(astronaut)
-    (tight,) = crop(astronaut, faces.boxes, margin=0.0, size=100)
-    (loose,) = crop(astronaut, faces.boxes, margin=0.25, size=150)
+    (tight,) = crop(astronaut, faces.boxes, margin_fraction=0.0, size=100)
+    (loose,) = crop(astronaut, faces.boxes, margin_fraction=0.25, size=150)
     assert tight.shape == (100, 100, 3) and loose.shape == (150, 150, 3)
     # The face detected in the loose crop sits in its middle half.
     canvas = np.zeros((300, 300, 3), np.uint8)

@@ -137,3 +137,14 @@ def test_demo_does_not_overwrite(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"mine"
     assert main(["demo", "--output", str(out), "--device", "cpu", "--overwrite"]) == 0
     assert cv2.imread(str(out)).shape == (512, 512, 3)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    shutil.copy(sample_image_path(), tmp_path / "in" / "a.png")
+    argv = ["detect", str(tmp_path / "in"), "--output", str(tmp_path / "in" / "annotated"), "--device", "cpu"]
+    assert main(argv) == 0
+    assert main(argv + ["--overwrite"]) == 0  # the annotated copy is not an input the second time
+    out = capsys.readouterr().out
+    assert out.count("face(s)") == 2 and "a_faces_faces" not in out
+    assert sorted(p.name for p in (tmp_path / "in").rglob("*.png")) == ["a.png", "a_faces.png"]

@@ -48,7 +48,7 @@ import numpy as np
 from ._detections import face_record
 from ._input import decode_image
 
-__all__ = ["align_dataset", "read_manifest", "list_images", "decode_image", "DatasetSummary"]
+__all__ = ["align_dataset", "read_manifest", "DatasetSummary"]
 
 MANIFEST = "manifest.jsonl"
 SETTINGS = "settings.json"
