@@ -148,3 +148,23 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, cap
     out = capsys.readouterr().out
     assert out.count("face(s)") == 2 and "a_faces_faces" not in out
     assert sorted(p.name for p in (tmp_path / "in").rglob("*.png")) == ["a.png", "a_faces.png"]
+
+
+def test_one_file_to_an_output_without_a_suffix_goes_into_a_folder(tmp_path, capsys):
+    out = tmp_path / "annotated"
+    assert main(["detect", str(sample_image_path()), "--output", str(out), "--device", "cpu"]) == 0
+    assert f"written to {out / 'astronaut_faces.png'}" in capsys.readouterr().out
+    assert cv2.imread(str(out / "astronaut_faces.png")).shape == (512, 512, 3)
+
+
+def test_eval_does_not_overwrite_saved_predictions_or_plots(tmp_path, capsys):
+    saved = tmp_path / "preds.jsonl"
+    saved.write_text("mine\n")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "pr_hard.png").write_bytes(b"mine")
+    # Refused before any data is read or any face detected (the data folders here do not exist).
+    assert main(["eval", "landmarks", "--file", str(tmp_path / "none.jsonl"), "--save-predictions", str(saved)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and saved.read_text() == "mine\n"
+    assert main(["eval", "widerface", "--root", str(tmp_path / "none"), "--plot-dir", str(plots)]) == 2
+    assert "pr_hard.png" in capsys.readouterr().err and (plots / "pr_hard.png").read_bytes() == b"mine"

@@ -198,9 +198,10 @@ def cmd_detect(args) -> int:
     out = Path(args.output) if args.output else None
     given = [Path(p) for p in args.images]
     # --output is a folder when several inputs or a folder are given, when it is a folder
-    # already, or when it ends with a "/"; else the annotated file of the one input.
+    # already, or when it ends with a "/" or has no suffix; else the annotated file of the one
+    # input.
     to_folder = out is not None and (len(given) > 1 or any(p.is_dir() for p in given) or out.is_dir()
-                                     or args.output.endswith(("/", "\\")))
+                                     or args.output.endswith(("/", "\\")) or not out.suffix)
     if out is not None and to_folder and any(out.resolve() == p.resolve() for p in given if p.is_dir()):
         raise ValueError(f"--output {out} is an input folder: choose another folder, so that the "
                          f"annotated copies are not mixed with (and read back as) the inputs")
@@ -307,6 +308,9 @@ def cmd_eval_widerface(args) -> int:
 
     if args.save_predictions:
         _check_saved(Path(args.save_predictions), args.overwrite)
+    if args.plot_dir:
+        _check_targets([Path(args.plot_dir) / f"pr_{s}.png" for s in ev.SETTINGS], [],
+                       args.overwrite)
     root = Path(args.root)
     if args.layout == "official":
         images_dir = Path(args.images) if args.images else root / "WIDER_val" / "images"
@@ -425,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--jsonl", help="also write one JSON line per image or video frame to this file")
     p.add_argument("--output", help="annotated image or video (one file), or a folder (several inputs, "
-                   "a folder given, or a path ending in /): the input tree mirrored, "
-                   "<name>_faces.<suffix> per input")
+                   "a folder given, or a path ending in / or without a suffix): the input tree "
+                   "mirrored, <name>_faces.<suffix> per input")
     _add_overwrite(p)
     _add_settings(p)
     p.set_defaults(func=cmd_detect)
