@@ -47,16 +47,21 @@ def test_slices_and_masks_select_detections(three):
     assert np.array_equal(picked.scores, three.scores[:2])
     assert np.array_equal(three[[2, 0]].scores, three.scores[[2, 0]])
     assert len(three[[]]) == 0 and three[[]].boxes.shape == (0, 4)
-    (only,) = three[1:2]  # unpacking into another count than three is over faces
-    assert only.score == three.scores[1]
 
 
 def test_facenet_style_unpacking_says_what_to_write(three, detector, astronaut):
-    for faces in (three, detector.detect(astronaut)):
+    # facenet-pytorch: `boxes, probs = mtcnn.detect(img)`, `boxes, probs, points = ...`. Refused
+    # whatever the face count (three faces would otherwise unpack silently into faces).
+    for faces in (three, three[:2], detector.detect(astronaut)):
         with pytest.raises(TypeError, match=r"faces\.boxes, faces\.scores, faces\.landmarks"):
             boxes, scores, points = faces
-    a, b, c = list(three)  # three faces, asked for explicitly
+        with pytest.raises(TypeError, match=r"faces\.boxes, faces\.scores, faces\.landmarks"):
+            boxes, probs = faces
+        with pytest.raises(TypeError, match="not unpacked"):
+            best, *rest = faces
+    a, b, c = list(three)  # the faces, asked for explicitly
     assert (a.score, b.score, c.score) == tuple(three.scores)
+    assert [f.score for f in three[:2]] == list(three.scores[:2])  # iteration is unaffected
 
 
 def test_indexing_by_a_name_points_to_the_attribute(three):

@@ -27,27 +27,29 @@ class Face(NamedTuple):
 
 
 UNPACK_HINT = (
-    "a Detections is a sequence of faces (Face records: box, score, landmarks), so it unpacks "
-    "into its faces, not into (boxes, scores, landmarks) as facenet-pytorch's detect() does. "
-    "For the arrays write `boxes, scores, landmarks = faces.boxes, faces.scores, faces.landmarks`; "
-    "for three faces write `a, b, c = list(faces)`"
+    "a Detections is not unpacked: in facenet-pytorch `boxes, probs = mtcnn.detect(img)` (and "
+    "`boxes, probs, points = ...` with landmarks=True) gives arrays, while a Detections is a "
+    "sequence of faces, so the same line would silently mean faces here. For the arrays write "
+    "`boxes, scores, landmarks = faces.boxes, faces.scores, faces.landmarks`; for the faces "
+    "`faces[0]`, `a, b = list(faces)` or `for box, score, landmarks in faces`"
 )
 
 
 @functools.lru_cache(maxsize=512)
-def _unpacks_into_three(code, offset: int) -> bool:
+def _is_unpacking(code, offset: int) -> bool:
     for ins in dis.get_instructions(code):
         if ins.offset == offset:
-            return ins.opname.startswith("UNPACK_SEQUENCE") and ins.arg == 3
+            return ins.opname.startswith(("UNPACK_SEQUENCE", "UNPACK_EX"))
     return False
 
 
-def _caller_unpacks_into_three() -> bool:
-    """Whether the Python code that asked for an iterator is the statement ``a, b, c = x``
-    (CPython: its current instruction is UNPACK_SEQUENCE 3). False where this cannot be told."""
+def _caller_unpacks() -> bool:
+    """Whether the Python code that asked for an iterator is an unpacking statement
+    (``a, b = x``, ``a, *b = x``; CPython: its current instruction is UNPACK_SEQUENCE or
+    UNPACK_EX). False where this cannot be told."""
     try:
         frame = sys._getframe(2)
-        return _unpacks_into_three(frame.f_code, frame.f_lasti)
+        return _is_unpacking(frame.f_code, frame.f_lasti)
     except (AttributeError, ValueError, TypeError):  # pragma: no cover - other interpreters
         return False
 
@@ -64,10 +66,9 @@ class Detections:
     box, score, landmarks), ``for face in faces``, ``for box, score, landmarks in faces``;
     ``faces[1:3]``, an integer index array or a boolean mask select a Detections.
 
-    Unpacking into exactly three names (``boxes, scores, points = faces``, facenet-pytorch's
-    ``mtcnn.detect`` idiom) raises TypeError saying what to write instead: it would otherwise
-    mean three faces here and three arrays there. Other unpackings are over faces
-    (``(face,) = faces``).
+    A Detections is never unpacked: ``boxes, probs = faces`` and ``boxes, probs, points = faces``
+    (facenet-pytorch's ``mtcnn.detect`` idioms, which give arrays there) raise TypeError saying
+    what to write instead, whatever the number of faces, rather than silently giving faces.
     """
 
     boxes: np.ndarray
@@ -111,7 +112,7 @@ class Detections:
                         f"got {type(index).__name__}")
 
     def __iter__(self) -> Iterator[Face]:
-        if _caller_unpacks_into_three():
+        if _caller_unpacks():
             raise TypeError(UNPACK_HINT)
         return (Face(b, s, p) for b, s, p in zip(self.boxes, self.scores, self.landmarks))
 
