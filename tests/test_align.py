@@ -48,8 +48,8 @@ def test_align_scales_the_template_and_keeps_bgr_order(detector, astronaut):
 
 def test_crop_centres_the_face_with_its_margin(detector, astronaut):
     faces = detector.detect(astronaut)
-    (tight,) = crop(astronaut, faces.boxes, margin=0.0, size=100)
-    (loose,) = crop(astronaut, faces.boxes, margin=0.25, size=150)
+    (tight,) = crop(astronaut, faces.boxes, margin_fraction=0.0, size=100)
+    (loose,) = crop(astronaut, faces.boxes, margin_fraction=0.25, size=150)
     assert tight.shape == (100, 100, 3) and loose.shape == (150, 150, 3)
     # The face detected in the loose crop sits in its middle half.
     canvas = np.zeros((300, 300, 3), np.uint8)
@@ -74,6 +74,8 @@ def test_crop_outside_the_frame_is_black(astronaut):
         lambda img: crop(img, [[0, 0, 1]]),
         lambda img: crop(img, [[10, 10, 10, 10]]),
         lambda img: crop(img, [[0, 0, 10, 10]], margin=-1),
+        lambda img: crop(img, [[0, 0, 10, 10]], margin_fraction=float("nan")),
+        lambda img: crop(img, [[0, 0, 10, 10]], margin_px=-2),
     ],
 )
 def test_bad_arguments_raise_value_error(astronaut, call):
@@ -87,3 +89,40 @@ def test_landmarks_that_all_coincide_are_refused(astronaut):
     with pytest.raises(ValueError, match="face 1 all coincide"):
         align(astronaut, np.stack([good, np.full((5, 2), 100.0)]))
     assert align(astronaut, good[None]).shape == (1, 112, 112, 3)
+
+
+def test_align_and_crop_take_detections_and_face_records(detector, astronaut):
+    faces = detector.detect(astronaut)
+    assert np.array_equal(align(astronaut, faces), align(astronaut, faces.landmarks))
+    assert np.array_equal(align(astronaut, faces[0], size=96), align(astronaut, faces.landmarks[0], size=96))
+    assert np.array_equal(crop(astronaut, faces, margin_fraction=0.2),
+                          crop(astronaut, faces.boxes, margin_fraction=0.2))
+    assert np.array_equal(crop(astronaut, faces[0]), crop(astronaut, faces.boxes[:1]))
+
+
+def test_a_pixel_margin_is_never_taken_for_a_fraction(detector, astronaut):
+    faces = detector.detect(astronaut)
+    # facenet-pytorch's margin is in pixels: margin=20 here would be a 41x crop, almost all black.
+    with pytest.raises(ValueError, match="margin_px=20"):
+        crop(astronaut, faces.boxes, margin=20)
+    (c,) = crop(astronaut, faces.boxes, margin_px=20)
+    assert c.shape == (160, 160, 3) and c.mean() > 60
+    # margin_px is facenet-pytorch's: the box's longer side fills size - margin_px pixels.
+    fraction = 20 / (2 * (160 - 20))
+    assert np.array_equal(c, crop(astronaut, faces.boxes, margin_fraction=fraction)[0])
+    # The old name still means a fraction where it cannot be mistaken.
+    assert np.array_equal(crop(astronaut, faces, margin=0.25), crop(astronaut, faces, margin_fraction=0.25))
+    with pytest.raises(ValueError, match="not both"):
+        crop(astronaut, faces, margin_fraction=0.1, margin_px=10)
+    with pytest.raises(ValueError, match="below size"):
+        crop(astronaut, faces, margin_px=160)
+
+
+def test_sizes_and_margins_take_numpy_scalars(detector, astronaut):
+    faces = detector.detect(astronaut)
+    assert np.array_equal(align(astronaut, faces, size=np.int64(96)), align(astronaut, faces, size=96))
+    assert np.array_equal(crop(astronaut, faces, np.float32(0.25), np.int32(100)),
+                          crop(astronaut, faces, 0.25, 100))
+    assert np.array_equal(crop(astronaut, faces, margin_px=np.int64(20)), crop(astronaut, faces, margin_px=20))
+    with pytest.raises(TypeError, match="margin_fraction"):
+        crop(astronaut, faces, "0.2")

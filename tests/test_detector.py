@@ -127,6 +127,8 @@ def test_custom_weights_folder_loads(tmp_path, astronaut, detector):
         {"thresholds": (0.6, 0.7)},
         {"thresholds": (0.6, 0.7, 1.5)},
         {"scale_factor": 1.0},
+        {"scale_factor": 0.99999},  # refused at construction, not at the first detect
+        {"nms_thresholds": (0.5, 0.7, 0.7, 1.2)},
         {"device": "tpu"},
         {"backend": "fortran"},
     ],
@@ -181,3 +183,24 @@ def test_a_min_face_size_that_would_exhaust_memory_is_refused_per_frame(backend)
         det.detect(np.zeros((64, 64, 3), np.uint8))
     tiny = FaceDetector(device="cpu", min_face_size=0.5, backend=backend)
     assert tiny.detect(np.zeros((12, 12, 3), np.uint8)).boxes.shape == (0, 4)
+
+
+def test_settings_take_numpy_scalars(detector, astronaut):
+    # Settings often come out of numpy (a grid search, a config array): numpy numbers are numbers.
+    det = FaceDetector(device="cpu", min_face_size=np.float32(20), thresholds=np.array([0.6, 0.7, 0.7], np.float32),
+                       scale_factor=np.float64(0.709))
+    assert det.min_face_size == 20.0 and type(det.min_face_size) is float
+    assert det.thresholds == tuple(float(t) for t in np.array([0.6, 0.7, 0.7], np.float32))
+    assert_same(det.detect(astronaut), FaceDetector(device="cpu", thresholds=det.thresholds).detect(astronaut))
+    assert type(FaceDetector(device="cpu", min_face_size=np.int64(30)).min_face_size) is float
+    frames = [astronaut, astronaut[:, ::-1].copy(), astronaut]
+    tracked = [faces for _, faces in detector.stream(frames, track=np.int64(1))]
+    assert len(tracked) == 3 and all(len(f) == 1 for f in tracked)
+
+
+@pytest.mark.parametrize("kwargs", [{"min_face_size": "20"}, {"min_face_size": True},
+                                    {"thresholds": ("0.6", 0.7, 0.7)}, {"thresholds": 0.6},
+                                    {"scale_factor": "0.709"}])
+def test_settings_that_are_not_numbers_raise_type_error(kwargs):
+    with pytest.raises(TypeError, match=next(iter(kwargs))):
+        FaceDetector(device="cpu", **kwargs)

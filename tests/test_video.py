@@ -88,3 +88,50 @@ def test_tracking_falls_back_to_full_detection_when_faces_are_lost(detector, pan
     assert got == [1, 0, 1]
     with pytest.raises(ValueError, match="track"):
         next(detector.stream(frames, track=-1))
+
+
+def test_stream_reads_an_open_video_capture_and_leaves_it_open(detector, pan_video):
+    cap = cv2.VideoCapture(str(pan_video))
+    seen = list(detector.stream(cap))
+    assert len(seen) == 8 and all(len(faces) == 1 for _, faces in seen)
+    by_path = list(detector.stream(pan_video))
+    for (frame, faces), (frame2, faces2) in zip(seen, by_path):
+        assert np.array_equal(frame, frame2)
+        assert_same(faces, faces2)
+    assert cap.isOpened()  # the caller's capture: not released behind its back
+    cap.release()
+    with pytest.raises(ValueError, match="not open"):
+        detector.stream(cap)
+
+
+def test_stream_takes_what_video_capture_takes_image_sequence_pattern(detector, pan_frames, tmp_path):
+    for k, f in enumerate(pan_frames[:3]):
+        assert cv2.imwrite(str(tmp_path / f"f{k:02d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    seen = list(detector.stream(str(tmp_path / "f%02d.png")))
+    assert len(seen) == 3
+    for (frame, faces), original in zip(seen, pan_frames):
+        assert np.array_equal(frame, original)
+        assert_same(faces, detector.detect(original))
+
+
+def test_a_url_that_cannot_be_reached_is_a_clear_error_quickly(detector):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a local port that nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for url in (f"http://127.0.0.1:{port}/clip.mp4", f"rtsp://127.0.0.1:{port}/live"):
+        start = time.monotonic()
+        with pytest.raises(ValueError, match="cannot open the video stream") as info:
+            detector.stream(url)  # refused when called, before any frame is asked for
+        assert url in str(info.value) and time.monotonic() - start < 5
+
+
+def test_bgr_for_a_decoded_source_is_an_error(detector, pan_video):
+    with pytest.raises(ValueError, match="bgr"):
+        detector.stream(pan_video, bgr=True)
+    with pytest.raises(ValueError, match="bgr"):
+        detector.stream(str(pan_video), bgr=True)
+    with pytest.raises(TypeError, match="iterable of frames"):
+        detector.stream(3.5)

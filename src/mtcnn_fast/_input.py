@@ -15,21 +15,65 @@ says how to transpose), integers outside 0..255.
 
 from __future__ import annotations
 
-from typing import List
+import numbers
+import operator
+import sys
+from typing import List, Union
 
 import numpy as np
 
 CHANNELS = (1, 3, 4)
+# What the annotations accept where a number is asked for: Python's and numpy's.
+Number = Union[float, int, np.floating, np.integer]
+Integer = Union[int, np.integer]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decodes an encoded image (the bytes of a JPEG, PNG, ... file) as an RGB uint8 array
+    (OpenCV, 8-bit colour); ValueError if it cannot be decoded. The package's one image reader:
+    read_rgb, the command line and align-dataset all come through here."""
+    import cv2
+
+    if len(data) == 0:
+        raise ValueError("empty file (0 bytes)")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        img = None
+    if img is None:
+        raise ValueError(f"cannot decode an image ({len(data)} bytes)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def read_rgb(path) -> np.ndarray:
-    """Reads an image file as an RGB uint8 array; ValueError if it cannot be read."""
-    import cv2
+    """Reads an image file as an RGB uint8 array; ValueError (naming the file) if it cannot be
+    read or decoded."""
+    from pathlib import Path
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read an image from {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read an image from {path}: {e.strerror or type(e).__name__}") from None
+    try:
+        return decode_image(data)
+    except ValueError as e:
+        raise ValueError(f"cannot read an image from {path}: {e}") from None
+
+
+def as_float(name: str, value) -> float:
+    """A Python float from any real number, numpy scalars included; TypeError for bools,
+    strings and other objects. Range checks are the caller's."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def as_int(name: str, value) -> int:
+    """A Python int from any integer, numpy integers included; TypeError for bools, floats,
+    strings and other objects. Range checks are the caller's."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    return operator.index(value)
 
 
 def _to_numpy(frame, name: str) -> np.ndarray:
@@ -37,10 +81,9 @@ def _to_numpy(frame, name: str) -> np.ndarray:
         raise TypeError(f"{name} is None: pass an H x W x 3 uint8 numpy array")
     if isinstance(frame, np.ndarray):
         return frame
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        torch = None
+    # A tensor exists only once torch is imported: never import it here (align and crop stay
+    # torch-free).
+    torch = sys.modules.get("torch")
     if torch is not None and isinstance(frame, torch.Tensor):
         return frame.detach().cpu().numpy()
     raise TypeError(

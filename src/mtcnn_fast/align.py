@@ -9,10 +9,14 @@ as mtcnn-fast's landmarks.
 
 from __future__ import annotations
 
+import math
+from typing import Optional
+
 import cv2
 import numpy as np
 
-from ._input import as_rgb_frame
+from ._detections import Detections, Face
+from ._input import Integer, Number, as_float, as_int, as_rgb_frame
 
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
@@ -43,11 +47,16 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _check_points(landmarks) -> np.ndarray:
+    if isinstance(landmarks, Detections):
+        landmarks = landmarks.landmarks
+    elif isinstance(landmarks, Face):
+        landmarks = landmarks.landmarks
     pts = np.asarray(landmarks, np.float64)
     if pts.ndim == 2:
         pts = pts[None]
     if pts.ndim != 3 or pts.shape[1:] != (5, 2):
-        raise ValueError(f"landmarks must have shape (N, 5, 2) or (5, 2), got {pts.shape}")
+        raise ValueError(f"landmarks must be a Detections, a Face, or an array of shape (N, 5, 2) "
+                         f"or (5, 2), got shape {pts.shape}")
     if not np.isfinite(pts).all():
         raise ValueError("landmarks must be finite")
     # Five points at one place fix no scale or rotation: warping them would silently return an
@@ -59,14 +68,39 @@ def _check_points(landmarks) -> np.ndarray:
     return pts
 
 
-def align(frame, landmarks, size: int = TEMPLATE_SIZE, *, bgr: bool = False) -> np.ndarray:
+def _check_boxes(boxes) -> np.ndarray:
+    if isinstance(boxes, Detections):
+        boxes = boxes.boxes
+    elif isinstance(boxes, Face):
+        boxes = boxes.box
+    b = np.asarray(boxes, np.float64)
+    if b.ndim == 1:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4 or not np.isfinite(b).all():
+        raise ValueError(f"boxes must be a Detections, a Face, or finite numbers of shape (N, 4) "
+                         f"or (4,), got shape {b.shape}")
+    return b
+
+
+def _check_size(size, low: int) -> int:
+    try:
+        size = as_int("size", size)
+    except TypeError:
+        raise ValueError(f"size must be an integer >= {low}, got {size!r}") from None
+    if size < low:
+        raise ValueError(f"size must be an integer >= {low}, got {size!r}")
+    return size
+
+
+def align(frame, landmarks, size: Integer = TEMPLATE_SIZE, *, bgr: bool = False) -> np.ndarray:
     """Warps each face onto the 5-point template scaled to size x size: (N, size, size, 3) uint8,
-    in the frame's channel order (RGB, or BGR with bgr=True). landmarks: (N, 5, 2) as returned by
-    FaceDetector.detect, or one face's (5, 2)."""
+    in the frame's channel order (RGB, or BGR with bgr=True).
+
+    landmarks: the Detections that FaceDetector.detect returned, one Face of it, or the points
+    themselves: (N, 5, 2), or one face's (5, 2). size: an integer >= 8 (numpy integers too)."""
     img = as_rgb_frame(frame, bgr)
     pts = _check_points(landmarks)
-    if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    size = _check_size(size, 8)
     template = ARCFACE_TEMPLATE * (size / TEMPLATE_SIZE)
     out = np.empty((len(pts), size, size, 3), np.uint8)
     for k, p in enumerate(pts):
@@ -75,22 +109,56 @@ def align(frame, landmarks, size: int = TEMPLATE_SIZE, *, bgr: bool = False) -> 
     return out[..., ::-1].copy() if bgr else out
 
 
-def crop(frame, boxes, margin: float = 0.0, size: int = 160, *, bgr: bool = False) -> np.ndarray:
-    """Square crops about each box's centre, of side max(w, h) * (1 + 2 * margin), resized to
-    size x size: (N, size, size, 3) uint8; what lies outside the frame is black."""
+def _check_margin(name: str, value) -> float:
+    value = as_float(name, value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def crop(frame, boxes, margin_fraction: Number = 0.0, size: Integer = 160, *, margin_px: Optional[Number] = None,
+         bgr: bool = False, margin: Optional[Number] = None) -> np.ndarray:
+    """Square crops about each box's centre, resized to size x size: (N, size, size, 3) uint8, in
+    the frame's channel order; what lies outside the frame is black.
+
+    boxes: the Detections that FaceDetector.detect returned, one Face of it, or boxes (N, 4) or
+    (4,) x1, y1, x2, y2.
+    margin_fraction: the margin on each side as a fraction of the box's longer side: the square
+        has side max(w, h) * (1 + 2 * margin_fraction) (0.2 adds 20% on each side).
+    margin_px: instead, the margin in pixels of the output crop, split between the two sides,
+        as facenet-pytorch's ``margin``: the box's longer side fills size - margin_px pixels.
+        Must be below size.
+    margin: the name of margin_fraction in mtcnn-fast 0.1, kept for fractions up to 1; a value
+        above 1 (which would be a crop almost all black, and is most likely meant in pixels) is
+        a ValueError that says to write margin_px= or margin_fraction=.
+    """
     img = as_rgb_frame(frame, bgr)
-    b = np.asarray(boxes, np.float64)
-    if b.ndim == 1:
-        b = b[None]
-    if b.ndim != 2 or b.shape[1] != 4 or not np.isfinite(b).all():
-        raise ValueError(f"boxes must be finite with shape (N, 4), got {b.shape}")
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    if not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    b = _check_boxes(boxes)
+    size = _check_size(size, 1)
+    if margin is not None:
+        given = _check_margin("margin", margin)
+        if given > 1:
+            raise ValueError(
+                f"crop(margin={margin!r}): the margin is a fraction of the box side (0.2 = 20% on "
+                f"each side), and {margin!r} looks like pixels; write margin_px={margin!r} for a "
+                f"margin in pixels of the crop (facenet-pytorch's margin), or margin_fraction= for "
+                f"a fraction")
+        if margin_fraction != 0.0 or margin_px is not None:
+            raise ValueError("give one of margin_fraction, margin_px and margin (the old name of margin_fraction)")
+        margin_fraction = given
+    fraction = _check_margin("margin_fraction", margin_fraction)
+    if margin_px is not None:
+        if fraction != 0.0:
+            raise ValueError("give either margin_fraction or margin_px, not both")
+        px = _check_margin("margin_px", margin_px)
+        if px >= size:
+            raise ValueError(f"margin_px must be below size ({size}): the face would fill "
+                             f"{size} - {px:g} pixels of the crop, got margin_px={margin_px!r}")
+        # The box's longer side L maps onto size - px pixels: the square's side is L * size / (size - px).
+        fraction = px / (2 * (size - px))
     out = np.empty((len(b), size, size, 3), np.uint8)
     for k, (x1, y1, x2, y2) in enumerate(b):
-        side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * fraction)
         if side <= 0:
             raise ValueError(f"box {k} is empty: {b[k].tolist()}")
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2

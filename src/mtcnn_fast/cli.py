@@ -1,5 +1,9 @@
 """Command line: ``mtcnn-fast detect IMAGE... [--json] [--output PATH]``, ``mtcnn-fast demo``,
-``mtcnn-fast align-dataset IN_DIR OUT_DIR`` and ``mtcnn-fast eval ...``."""
+``mtcnn-fast align-dataset IN_DIR OUT_DIR`` and ``mtcnn-fast eval ...``.
+
+No command writes over a file that exists unless given --overwrite, and none ever writes one
+input's result over another's: ``detect --output FOLDER`` mirrors the input tree.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from ._detections import face_record
 from ._input import read_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -39,24 +44,26 @@ def annotate(rgb: np.ndarray, faces) -> np.ndarray:
 
 
 def faces_to_json(faces) -> List[dict]:
-    return [
-        {"box": [round(float(v), 2) for v in b], "score": round(float(s), 6),
-         "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in p]}
-        for b, s, p in zip(faces.boxes, faces.scores, faces.landmarks)
-    ]
+    return [face_record(*face) for face in faces]
 
 
-def expand_inputs(paths: Sequence[str]) -> List[Path]:
-    """Files as given, and the image and video files inside any folder given (sorted, recursive)."""
+def expand_inputs(paths: Sequence[str], exclude: Optional[Path] = None) -> List[Tuple[Path, Path]]:
+    """(file, relative name) pairs: files as given (relative name: the file's name), and the
+    image and video files inside any folder given (sorted, recursive; relative name: the path
+    under that folder). Files under `exclude` (the output folder) are left out."""
     from .video import VIDEO_SUFFIXES
 
+    skip = exclude.resolve() if exclude is not None else None
     out = []
     for p in map(Path, paths):
         if p.is_dir():
             wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in wanted))
+            for f in sorted(f for f in p.rglob("*") if f.suffix.lower() in wanted and f.is_file()):
+                if skip is not None and skip in f.resolve().parents:
+                    continue
+                out.append((f, f.relative_to(p)))
         else:
-            out.append(p)
+            out.append((p, Path(p.name)))
     return out
 
 
@@ -76,6 +83,72 @@ def _settings(args) -> dict:
     return settings
 
 
+def _annotated_name(rel: Path, video: bool, long: bool = False) -> Path:
+    """Where an input's annotated copy goes, relative to the output folder: beside its mirrored
+    path, `<stem>_faces<suffix>`. Images keep their format; videos are written as .avi (MJPG) or
+    else .mp4. long=True keeps the whole input name (`clip.mov_faces.mp4`), for inputs whose
+    short names would clash."""
+    suffix = rel.suffix.lower()
+    if video:
+        suffix = ".avi" if suffix == ".avi" else ".mp4"
+    return rel.parent / (f"{rel.name if long else rel.stem}_faces{suffix}")
+
+
+def plan_outputs(inputs: Sequence[Tuple[Path, Path]], out: Path) -> Dict[Path, Path]:
+    """input file -> its annotated output under the folder `out`, the input tree mirrored. Two
+    inputs never share an output: where short names clash (a.mp4 and a.mov) both keep their
+    whole name; where relative paths are the same (a.jpg in two folders given) it is an error."""
+    from .video import is_video
+
+    short = {f: _annotated_name(rel, is_video(f)) for f, rel in inputs}
+    count: Dict[Path, int] = {}
+    for t in short.values():
+        count[t] = count.get(t, 0) + 1
+    plan: Dict[Path, Path] = {}
+    claimed: Dict[Path, Path] = {}
+    for f, rel in inputs:
+        t = short[f] if count[short[f]] == 1 else _annotated_name(rel, is_video(f), long=True)
+        target = out / t
+        if target in claimed:
+            raise ValueError(f"{claimed[target]} and {f} would both be written to {target}: "
+                             f"give them separate runs with separate --output folders")
+        claimed[target] = f
+        plan[f] = target
+    return plan
+
+
+def _check_targets(targets: Sequence[Path], inputs: Sequence[Path], overwrite: bool) -> None:
+    """Refuses, before anything runs, to write over an input (ever) or an existing file
+    (unless overwrite)."""
+    given = {p.resolve() for p in inputs}
+    for t in targets:
+        if t.resolve() in given:
+            raise ValueError(f"refusing to write over the input {t}")
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        names = ", ".join(map(str, existing[:5])) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+        raise ValueError(f"{'these outputs exist' if len(existing) > 1 else 'the output exists'}: "
+                         f"{names}; pass --overwrite to replace, or choose another --output")
+
+
+def write_image(target: Path, bgr: np.ndarray, overwrite: bool) -> None:
+    """Encodes by the target's suffix and writes; without overwrite, never over an existing
+    file (created exclusively). ValueError/OSError with the reason otherwise."""
+    try:
+        ok, buf = cv2.imencode(target.suffix.lower(), bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ValueError(f"cannot write {target}: {target.suffix or 'no suffix'} is not an image "
+                         f"format OpenCV writes (use .jpg or .png)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(target, "wb" if overwrite else "xb") as f:
+            f.write(buf.tobytes())
+    except FileExistsError:
+        raise ValueError(f"{target} appeared during the run; not overwritten (pass --overwrite)") from None
+
+
 def _detector(args):
     from . import FaceDetector
 
@@ -88,6 +161,11 @@ def _print_faces(name: str, faces_json) -> None:
     for f in faces_json:
         x1, y1, x2, y2 = f["box"]
         print(f"  box {x1:.1f} {y1:.1f} {x2:.1f} {y2:.1f}  score {f['score']:.4f}")
+
+
+def _say(args, message: str) -> None:
+    """A line for the user: stdout, or stderr when stdout carries --json."""
+    print(message, file=sys.stderr if args.json else sys.stdout)
 
 
 def _detect_video(det, path: Path, out: Optional[Path], args, jsonl) -> List[dict]:
@@ -109,6 +187,9 @@ def _detect_video(det, path: Path, out: Optional[Path], args, jsonl) -> List[dic
                 jsonl.write(json.dumps(rec) + "\n")
             if out is not None:
                 if writer is None:
+                    if out.exists() and not args.overwrite:
+                        raise ValueError(f"{out} appeared during the run; not overwritten (pass --overwrite)")
+                    out.parent.mkdir(parents=True, exist_ok=True)
                     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if out.suffix.lower() == ".avi" else "mp4v"))
                     writer = cv2.VideoWriter(str(out), fourcc, fps, (rgb.shape[1], rgb.shape[0]))
                     if not writer.isOpened():
@@ -120,6 +201,8 @@ def _detect_video(det, path: Path, out: Optional[Path], args, jsonl) -> List[dic
     if not args.json:
         found = sum(len(r["faces"]) for r in records)
         print(f"{path}: {len(records)} frame(s), {found} face(s) in all")
+    if writer is not None:
+        _say(args, f"  annotated video written to {out}")
     return records
 
 
@@ -127,23 +210,41 @@ def cmd_detect(args) -> int:
     from ._progress import Progress
     from .video import is_video
 
-    inputs = expand_inputs(args.images)
+    out = Path(args.output) if args.output else None
+    given = [Path(p) for p in args.images]
+    # --output is a folder when several inputs or a folder are given, when it is a folder
+    # already, or when it ends with a "/" or has no suffix; else the annotated file of the one
+    # input.
+    to_folder = out is not None and (len(given) > 1 or any(p.is_dir() for p in given) or out.is_dir()
+                                     or args.output.endswith(("/", "\\")) or not out.suffix)
+    if out is not None and to_folder and any(out.resolve() == p.resolve() for p in given if p.is_dir()):
+        raise ValueError(f"--output {out} is an input folder: choose another folder, so that the "
+                         f"annotated copies are not mixed with (and read back as) the inputs")
+    inputs = expand_inputs(args.images, exclude=out if to_folder else None)
     if not inputs:
         print("error: no images found", file=sys.stderr)
         return 2
-    out = Path(args.output) if args.output else None
+    files = [f for f, _ in inputs]
+    if out is None:
+        plan: Dict[Path, Path] = {}
+    elif to_folder:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--output {out} exists and is not a folder (several inputs need a folder)")
+        plan = plan_outputs(inputs, out)
+    else:
+        plan = {files[0]: out}
+    targets = list(plan.values()) + ([Path(args.jsonl)] if args.jsonl else [])
+    _check_targets(targets, files, args.overwrite)
     many = len(inputs) > 1
-    if out is not None and many:
-        out.mkdir(parents=True, exist_ok=True)
     det = _detector(args)
-    jsonl = open(args.jsonl, "w") if args.jsonl else None
+    jsonl = open(args.jsonl, "w" if args.overwrite else "x") if args.jsonl else None
     results, status = [], 0
     try:
         with Progress(len(inputs), "images", enabled=None if many else False) as bar:
-            for path in inputs:
+            for path in files:
                 bar.update()
+                target = plan.get(path)
                 if is_video(path):
-                    target = (out / f"{path.stem}_faces.mp4" if many else out) if out else None
                     results.extend(_detect_video(det, path, target, args, jsonl))
                     continue
                 try:
@@ -155,31 +256,36 @@ def cmd_detect(args) -> int:
                 faces = det.detect(rgb)
                 rec = {"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
                        "faces": faces_to_json(faces)}
+                if target is not None:
+                    try:
+                        write_image(target, annotate(rgb, faces), args.overwrite)
+                        rec["output"] = str(target)
+                    except (ValueError, OSError) as e:
+                        print(f"error: {e}", file=sys.stderr)
+                        status = 1
                 results.append(rec)
                 if jsonl is not None:
                     jsonl.write(json.dumps(rec) + "\n")
-                if out is not None:
-                    target = out / f"{path.stem}_faces.jpg" if many else out
-                    if not cv2.imwrite(str(target), annotate(rgb, faces)):
-                        print(f"error: cannot write {target}", file=sys.stderr)
-                        status = 1
                 if not args.json:
                     _print_faces(str(path), rec["faces"])
+                if "output" in rec:
+                    _say(args, f"  annotated image written to {target}")
     finally:
         if jsonl is not None:
             jsonl.close()
     if args.json:
         print(json.dumps(results))
+    if args.jsonl:
+        _say(args, f"JSON lines written to {args.jsonl}")
     return status
 
 
 def cmd_demo(args) -> int:
+    out = Path(args.output)
+    _check_targets([out], [], args.overwrite)
     rgb = read_rgb(sample_image_path())
     faces = _detector(args).detect(rgb)
-    out = Path(args.output)
-    if not cv2.imwrite(str(out), annotate(rgb, faces)):
-        print(f"error: cannot write {out}", file=sys.stderr)
-        return 1
+    write_image(out, annotate(rgb, faces), args.overwrite)
     print(f"sample photo: {sample_image_path()} (NASA, public domain)")
     for f in faces_to_json(faces):
         print(f"  face {f['box']} score {f['score']:.4f}")
@@ -195,6 +301,14 @@ def _load_predictions(path: Path, keys):
     return ev.read_predictions_official(path, keys) if path.is_dir() else ev.read_predictions_jsonl(path)
 
 
+def _check_saved(path: Path, overwrite: bool) -> None:
+    """--save-predictions writes over nothing that exists (a file, or a folder with files in
+    it) unless --overwrite."""
+    if not overwrite and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"{path} exists{' and is not empty' if path.is_dir() else ''}; pass "
+                         f"--overwrite to write the predictions there anyway, or choose another path")
+
+
 def _save_predictions(path: Path, predictions) -> None:
     from . import evaluation as ev
 
@@ -207,6 +321,11 @@ def _save_predictions(path: Path, predictions) -> None:
 def cmd_eval_widerface(args) -> int:
     from . import evaluation as ev
 
+    if args.save_predictions:
+        _check_saved(Path(args.save_predictions), args.overwrite)
+    if args.plot_dir:
+        _check_targets([Path(args.plot_dir) / f"pr_{s}.png" for s in ev.SETTINGS], [],
+                       args.overwrite)
     root = Path(args.root)
     if args.layout == "official":
         images_dir = Path(args.images) if args.images else root / "WIDER_val" / "images"
@@ -248,6 +367,8 @@ def cmd_eval_widerface(args) -> int:
 def cmd_eval_landmarks(args) -> int:
     from . import evaluation as ev
 
+    if args.save_predictions:
+        _check_saved(Path(args.save_predictions), args.overwrite)
     file = Path(args.file)
     samples = ev.load_landmarks_jsonl(file)
     if args.limit:
@@ -298,6 +419,11 @@ def cmd_align_dataset(args) -> int:
     return 1 if summary.failed else 0
 
 
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (without it, existing files are an error)")
+
+
 def _add_settings(p: argparse.ArgumentParser, preset: bool = True) -> None:
     if preset:
         from .detector import PRESETS
@@ -322,11 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image or video files, or folders")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--jsonl", help="also write one JSON line per image or video frame to this file")
-    p.add_argument("--output", help="annotated image or video (one input) or folder (several inputs)")
+    p.add_argument("--output", help="annotated image or video (one file), or a folder (several inputs, "
+                   "a folder given, or a path ending in / or without a suffix): the input tree "
+                   "mirrored, <name>_faces.<suffix> per input")
+    _add_overwrite(p)
     _add_settings(p)
     p.set_defaults(func=cmd_detect)
     p = sub.add_parser("demo", help="run on the bundled sample photo")
     p.add_argument("--output", default="mtcnn_fast_demo.jpg", help="annotated image to write")
+    _add_overwrite(p)
     _add_settings(p)
     p.set_defaults(func=cmd_demo)
 
@@ -364,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", help="evaluate saved predictions (.jsonl file or official folder)")
     p.add_argument("--save-predictions", help="save predictions (.jsonl file, or an official folder)")
     p.add_argument("--plot-dir", help="write precision-recall PNGs here (needs matplotlib)")
+    _add_overwrite(p)
     p.add_argument("--limit", type=int, default=0, help="first N images only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_settings(p)
@@ -372,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", required=True, help="landmarks_5pt-style .jsonl")
     p.add_argument("--predictions", help="evaluate saved canvas predictions (.jsonl)")
     p.add_argument("--save-predictions", help="save canvas predictions (.jsonl)")
+    _add_overwrite(p)
     p.add_argument("--limit", type=int, default=0, help="first N crops only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_settings(p)

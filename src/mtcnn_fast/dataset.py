@@ -45,6 +45,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ._detections import face_record
+from ._input import decode_image
+
+__all__ = ["align_dataset", "read_manifest", "DatasetSummary"]
+
 MANIFEST = "manifest.jsonl"
 SETTINGS = "settings.json"
 RECORDS = ".records"
@@ -107,20 +112,6 @@ def list_images(in_dir: str | Path, exclude: str | Path | None = None) -> list[s
     return sorted(found)
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Decodes an encoded image (the bytes of a JPEG, PNG, ... file) as an RGB uint8 array, the
-    way read_rgb reads a file (OpenCV, 8-bit colour); ValueError if it cannot be decoded."""
-    if len(data) == 0:
-        raise ValueError("empty file (0 bytes)")
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        img = None
-    if img is None:
-        raise ValueError(f"cannot decode an image ({len(data)} bytes)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def _load(cfg: _Config, rel: str) -> tuple[str, np.ndarray | None, str | None]:
     """(rel, rgb, None) or (rel, None, error message); never raises for a bad file."""
     try:
@@ -152,12 +143,12 @@ def _analyse(cfg: _Config, det, rel: str, rgb: np.ndarray | None,
     from .align import align, crop
 
     faces = det.detect(rgb)
-    aligned = align(rgb, faces.landmarks, cfg.size)
-    margins = crop(rgb, faces.boxes, cfg.margin, cfg.margin_size) if cfg.margin is not None else None
+    aligned = align(rgb, faces, cfg.size)
+    margins = (crop(rgb, faces, margin_fraction=cfg.margin, size=cfg.margin_size)
+               if cfg.margin is not None else None)
     entries, files = [], []
-    for k, (box, score, points) in enumerate(zip(faces.boxes, faces.scores, faces.landmarks)):
-        entry = {"box": [round(float(v), 2) for v in box], "score": round(float(score), 6),
-                 "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in points]}
+    for k, face in enumerate(faces):
+        entry = face_record(*face)
         entry["aligned"] = _crop_name(ALIGNED, rel, k)
         files.append((entry["aligned"], aligned[k]))
         if margins is not None:
@@ -552,8 +543,8 @@ def align_dataset(
     .bmp, .tif, .tiff or .webp in any case; out_dir, when inside in_dir, is left out.
 
     size: side of the aligned crops (align(): the 112 x 112 ArcFace template, scaled).
-    margin: None (no margin crops) or a fraction >= 0: also write crop(frame, box, margin,
-        margin_size), the square of side max(w, h) * (1 + 2 * margin) about each box's centre.
+    margin: None (no margin crops) or a fraction >= 0: also write crop(frame, box,
+        margin_fraction=margin, size=margin_size), the square of side max(w, h) * (1 + 2 * margin) about each box's centre.
     workers: worker processes (spawned; each with its own FaceDetector), or with Ray the size
         of the detector actor pool. Results do not depend on it.
     threads: torch threads per worker (default: torch's own for one local worker, else

@@ -13,15 +13,15 @@ what facenet-pytorch and ipazc/mtcnn return too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
 
 from . import _malloc
-from ._input import as_frame_list, as_rgb_frame, is_batch
+from ._detections import Detections, Face  # noqa: F401  (Face: re-exported)
+from ._input import Integer, Number, as_float, as_frame_list, as_int, as_rgb_frame, is_batch
 from .nets import compile_net, load_net
 from .ops import get_ops
 
@@ -54,30 +54,11 @@ ONET_SIZE = 48
 # runs in: every layer runs on oneDNN's convolution on the CPU (nets.OneDNNConv2d).
 BATCH_FRAMES = 16
 CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
+# Refused up front: closer to 1, a photo's pyramid needs hundreds of levels (0.99: 317 for a
+# 640 x 480 frame at min face 20), and beyond about 0.9935 even frames the size limit admits can
+# need more than the core's 1000 (which it refuses only when it meets such a frame).
+MAX_SCALE_FACTOR = 0.99
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class Detections:
-    """Faces found in one frame, best score first.
-
-    boxes: (N, 4) float32, x1, y1, x2, y2. scores: (N,) float32, O-Net face probability.
-    landmarks: (N, 5, 2) float32, (x, y) of left eye, right eye, nose tip, left mouth corner,
-    right mouth corner ("left" = image left). N may be 0; the arrays are never None.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-    @staticmethod
-    def empty() -> "Detections":
-        return Detections(
-            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)
-        )
 
 
 def finite_rows(*arrays: np.ndarray):
@@ -208,9 +189,9 @@ class FaceDetector:
 
     def __init__(
         self,
-        min_face_size: float = 20.0,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-        scale_factor: float = 0.709,
+        min_face_size: Number = 20.0,
+        thresholds: Union[Sequence[Number], np.ndarray] = (0.6, 0.7, 0.7),
+        scale_factor: Number = 0.709,
         device: Union[str, torch.device] = "auto",
         *,
         weights: Union[None, str, Path] = None,
@@ -221,16 +202,23 @@ class FaceDetector:
         nms_thresholds: Sequence[float] = NMS_DEFAULT,
         flip: bool = False,
     ) -> None:
-        if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)):
-            raise TypeError(f"min_face_size must be a number, got {type(min_face_size).__name__}")
+        min_face_size = as_float("min_face_size", min_face_size)
         if not np.isfinite(min_face_size) or min_face_size <= 0:
             raise ValueError(f"min_face_size must be a finite number > 0, got {min_face_size}")
-        thresholds = tuple(float(t) for t in thresholds)
+        if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Iterable):
+            raise TypeError(f"thresholds must be three numbers, got {type(thresholds).__name__}")
+        thresholds = tuple(as_float("thresholds", t) for t in thresholds)
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be three numbers in [0, 1], got {thresholds}")
-        if not 0.0 < float(scale_factor) < 1.0:
+        scale_factor = as_float("scale_factor", scale_factor)
+        if not 0.0 < scale_factor < 1.0:
             raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {scale_factor}")
-        nms_thresholds = tuple(float(t) for t in nms_thresholds)
+        if scale_factor > MAX_SCALE_FACTOR:
+            raise ValueError(f"scale_factor must be at most {MAX_SCALE_FACTOR} (closer to 1 the pyramid "
+                             f"needs hundreds of levels; the original uses 0.709), got {scale_factor}")
+        if isinstance(nms_thresholds, (str, bytes)) or not isinstance(nms_thresholds, Iterable):
+            raise TypeError(f"nms_thresholds must be four numbers, got {type(nms_thresholds).__name__}")
+        nms_thresholds = tuple(as_float("nms_thresholds", t) for t in nms_thresholds)
         if len(nms_thresholds) != 4 or not all(0.0 <= t <= 1.0 for t in nms_thresholds):
             raise ValueError(f"nms_thresholds must be four numbers in [0, 1], got {nms_thresholds}")
         if not isinstance(flip, (bool, np.bool_)):
@@ -268,7 +256,13 @@ class FaceDetector:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
         return cls(**{**PRESETS[name], **overrides})
 
-    def detect(self, frames, *, bgr: bool = False) -> Union[Detections, List[Detections]]:
+    @overload
+    def detect(self, frames: Union[List[Any], Tuple[Any, ...]], *, bgr: bool = ...) -> List[Detections]: ...
+
+    @overload
+    def detect(self, frames: Union[np.ndarray, torch.Tensor], *, bgr: bool = ...) -> Detections: ...
+
+    def detect(self, frames: Any, *, bgr: bool = False) -> Union[Detections, List[Detections]]:
         """Detects faces in one frame or in a list of frames.
 
         frames: an H x W x 3 uint8 numpy array, RGB (or BGR, OpenCV's order, with bgr=True);
@@ -279,6 +273,10 @@ class FaceDetector:
         detected; R-Net and O-Net then run once per stage over the windows of up to
         BATCH_FRAMES frames together. Coordinates are 0-based pixel coordinates in the frame of
         the WIDER FACE annotations, the original networks' outputs unchanged.
+
+        Typing: a list or tuple is annotated as giving List[Detections], an array or tensor as
+        giving Detections. An N x H x W x C array or tensor is a batch at run time (a list comes
+        back) but is typed as one frame: annotate it yourself, or pass list(batch).
         """
         if is_batch(frames):
             imgs = as_frame_list(frames, bgr)
@@ -288,10 +286,16 @@ class FaceDetector:
             return out
         return self._detect_many([as_rgb_frame(frames, bgr)])[0]
 
-    def stream(self, source, *, bgr: bool = False, track: int = 0):
-        """Detects faces frame by frame in a video file (path), a camera (index) or any iterable
-        of frames, yielding (frame, Detections) pairs as they come. Frames decoded from files and
-        cameras are RGB; the frames of an iterable are in the order `bgr` says.
+    def stream(self, source: Any, *, bgr: bool = False, track: Integer = 0) -> Iterator[Tuple[np.ndarray, Detections]]:
+        """Detects faces frame by frame, yielding (frame, Detections) pairs as they come.
+
+        source: whatever cv2.VideoCapture opens -- a video file (str or Path), a camera index
+        (int), a URL (rtsp://, http://, ...), a GStreamer pipeline or an image-sequence pattern
+        such as "frames/%04d.png" -- or an open cv2.VideoCapture (read from, and left open: it is
+        the caller's), or any other iterable of frames. Frames decoded by OpenCV come out RGB;
+        bgr=True says that the frames of an iterable are in BGR order, and is a ValueError for a
+        decoded source (OpenCV's frames are converted to RGB already). A source that cannot be
+        opened is a ValueError here, before the first frame.
 
         track=K (K >= 1) turns on tracking: between full detections, a frame skips P-Net and
         only re-checks the previous frame's faces with R-Net and O-Net (their boxes squared, as
@@ -300,12 +304,22 @@ class FaceDetector:
         therefore appear up to K frames late; benchmarks/tracking.py measures the trade."""
         from .video import decodes, frames_from
 
-        if isinstance(track, bool) or not isinstance(track, int) or track < 0:
+        try:
+            every = as_int("track", track)
+        except TypeError:
+            raise ValueError(f"track must be an integer >= 0, got {track!r}") from None
+        if every < 0:
             raise ValueError(f"track must be an integer >= 0, got {track!r}")
-        order_bgr = bgr and not decodes(source)
+        if bgr and decodes(source):
+            raise ValueError(
+                "bgr=True applies to frames you pass in; the frames OpenCV decodes from a video "
+                "file, camera, URL or VideoCapture are converted to RGB already (drop bgr=True)")
+        return self._stream(frames_from(source), bgr, every)
+
+    def _stream(self, frames: Iterator[Any], bgr: bool, track: int) -> Iterator[Tuple[np.ndarray, Detections]]:
         previous, tracked = None, 0
-        for frame in frames_from(source):
-            img = as_rgb_frame(frame, order_bgr)
+        for frame in frames:
+            img = as_rgb_frame(frame, bgr)
             faces = None
             if track and previous is not None and len(previous) and tracked < track:
                 faces = self._track(img, previous)

@@ -20,6 +20,8 @@ import torch
 
 from .nets import load_net, portable_kernels, standard_layers
 
+__all__ = ["export_onnx"]
+
 _SPECS = {
     "pnet": ((1, 3, 64, 64), ["prob", "reg"], {"image": {0: "n", 2: "h", 3: "w"},
                                                "prob": {0: "n", 1: "out_h", 2: "out_w"},
