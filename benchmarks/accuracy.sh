@@ -12,7 +12,7 @@ export OMP_NUM_THREADS=1
 
 for m in 20 10; do
   .venv/bin/mtcnn-fast eval widerface --root $DATA/wider_val_dev --min-face-size $m --device cpu \
-    --save-predictions $OUT/mtcnn_fast_wider_min$m.jsonl --plot-dir $OUT/plots_min$m
+    --overwrite --save-predictions $OUT/mtcnn_fast_wider_min$m.jsonl --plot-dir $OUT/plots_min$m
   if [ -x "$PEER" ]; then
     "$PEER" benchmarks/peers/facenet_pytorch.py widerface --root $DATA/wider_val_dev \
       --min-face-size $m --out $OUT/facenet_wider_min$m.jsonl
@@ -21,7 +21,7 @@ for m in 20 10; do
 done
 
 .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu \
-  --save-predictions $OUT/mtcnn_fast_landmarks.jsonl
+  --overwrite --save-predictions $OUT/mtcnn_fast_landmarks.jsonl
 if [ -x "$PEER" ]; then
   "$PEER" benchmarks/peers/facenet_pytorch.py landmarks --file $DATA/landmarks_5pt/test.jsonl \
     --out $OUT/facenet_landmarks.jsonl
@@ -32,7 +32,7 @@ fi
 .venv/bin/python benchmarks/landmark_offsets.py subset --file $DATA/landmarks_5pt/train.jsonl \
   --out $OUT/lfw/subset.jsonl --limit 1500
 .venv/bin/mtcnn-fast eval landmarks --file $OUT/lfw/subset.jsonl --device cpu --quiet \
-  --save-predictions $OUT/lfw/mtcnn_fast.jsonl > /dev/null
+  --overwrite --save-predictions $OUT/lfw/mtcnn_fast.jsonl > /dev/null
 LFW_PRED=$OUT/lfw/mtcnn_fast.jsonl
 TEST_PRED=$OUT/mtcnn_fast_landmarks.jsonl
 if [ -x "$PEER" ]; then
@@ -47,14 +47,14 @@ fi
 
 # The WIDER FACE preset (FaceDetector.preset("widerface")): every idea on its own and together,
 # then the table of accuracy.md, CPU time per photo, and the preset's landmarks on both sets.
-rm -f $OUT/preset_search.jsonl
-OMP_NUM_THREADS=1 .venv/bin/python benchmarks/preset_search.py --threads 1
+rm -f $OUT/preset_search.jsonl $OUT/preset_timing.jsonl
+.venv/bin/python benchmarks/preset_search.py --threads 2
+.venv/bin/python benchmarks/preset_search.py --timing 30 --threads 2
 .venv/bin/python benchmarks/preset_search.py --table
-.venv/bin/python benchmarks/preset_search.py --timing 60 --threads 2
 .venv/bin/mtcnn-fast eval landmarks --file $DATA/landmarks_5pt/test.jsonl --device cpu --preset widerface \
-  --quiet --save-predictions $OUT/preset_landmarks.jsonl > /dev/null
+  --quiet --overwrite --save-predictions $OUT/preset_landmarks.jsonl > /dev/null
 .venv/bin/mtcnn-fast eval landmarks --file $OUT/lfw/subset.jsonl --device cpu --preset widerface --quiet \
-  --save-predictions $OUT/lfw/preset.jsonl > /dev/null
+  --overwrite --save-predictions $OUT/lfw/preset.jsonl > /dev/null
 .venv/bin/python benchmarks/landmark_offsets.py score --file $DATA/landmarks_5pt/test.jsonl \
   --predictions $OUT/mtcnn_fast_landmarks.jsonl $OUT/preset_landmarks.jsonl
 .venv/bin/python benchmarks/landmark_offsets.py score --file $OUT/lfw/subset.jsonl \
