@@ -47,9 +47,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _check_points(landmarks) -> np.ndarray:
-    if isinstance(landmarks, Detections):
-        landmarks = landmarks.landmarks
-    elif isinstance(landmarks, Face):
+    if isinstance(landmarks, (Detections, Face)):
         landmarks = landmarks.landmarks
     pts = np.asarray(landmarks, np.float64)
     if pts.ndim == 2:

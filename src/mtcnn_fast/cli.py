@@ -67,16 +67,16 @@ def expand_inputs(paths: Sequence[str], exclude: Optional[Path] = None) -> List[
     return out
 
 
-DEFAULT_SETTINGS = {"min_face_size": 20.0, "thresholds": (0.6, 0.7, 0.7), "scale_factor": 0.709}
+SETTING_FLAGS = ("min_face_size", "thresholds", "scale_factor")
 
 
 def _settings(args) -> dict:
-    """The detector settings a command line asks for: the --preset's (default: the original
-    settings), each flag given explicitly overriding it."""
+    """The detector settings a command line asks for: the --preset's, each flag given explicitly
+    overriding it; what neither names keeps the detector's (or align_dataset's) default."""
     from .detector import PRESETS
 
-    settings = {**DEFAULT_SETTINGS, **PRESETS[getattr(args, "preset", None) or "original"]}
-    for name in DEFAULT_SETTINGS:
+    settings = dict(PRESETS[getattr(args, "preset", None) or "original"])
+    for name in SETTING_FLAGS:
         value = getattr(args, name)
         if value is not None:
             settings[name] = tuple(value) if name == "thresholds" else value

@@ -22,6 +22,7 @@ import torch
 from . import _malloc
 from ._detections import Detections, Face  # noqa: F401  (Face: re-exported)
 from ._input import Integer, Number, as_float, as_frame_list, as_int, as_rgb_frame, is_batch
+from .metrics import iou_matrix
 from .nets import compile_net, load_net
 from .ops import get_ops
 
@@ -40,8 +41,7 @@ MIRRORED_POINTS = [1, 0, 2, 4, 3]
 # Named settings (FaceDetector.preset): "original" is the defaults of the original release;
 # "widerface" the setting that gave the highest WIDER FACE AP found on wider_val_dev (mean of
 # easy, medium and hard within 1 s per photo at 2 threads: 0.849 / 0.844 / 0.665 against
-# 0.807 / 0.790 / 0.513;
-# benchmarks/preset_search.py, benchmarks/accuracy.md).
+# 0.807 / 0.790 / 0.513; benchmarks/preset_search.py, benchmarks/accuracy.md).
 PRESETS = {
     "original": {},
     "widerface": {"min_face_size": 12.0, "thresholds": (0.3, 0.3, 0.4), "flip": True},
@@ -96,17 +96,13 @@ def _vote(a: Detections, b: Detections) -> Detections:
     points = np.concatenate([a.landmarks, b.landmarks]).astype(np.float64)
     if not len(scores):
         return Detections.empty()
-    order = np.argsort(-scores, kind="stable")
-    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    overlaps = iou_matrix(boxes, boxes, plus_one=True) >= VOTE_IOU
     left = np.ones(len(scores), bool)
     out_boxes, out_scores, out_points = [], [], []
-    for i in order:
+    for i in np.argsort(-scores, kind="stable"):
         if not left[i]:
             continue
-        w = np.clip(np.minimum(boxes[i, 2], boxes[:, 2]) - np.maximum(boxes[i, 0], boxes[:, 0]) + 1, 0, None)
-        h = np.clip(np.minimum(boxes[i, 3], boxes[:, 3]) - np.maximum(boxes[i, 1], boxes[:, 1]) + 1, 0, None)
-        inter = w * h
-        group = left & (inter / (area[i] + area - inter) >= VOTE_IOU)
+        group = left & overlaps[i]
         group[i] = True
         weight = scores[group] / scores[group].sum()
         out_boxes.append(weight @ boxes[group])
@@ -115,6 +111,18 @@ def _vote(a: Detections, b: Detections) -> Detections:
         left &= ~group
     return Detections(np.asarray(out_boxes, np.float32).reshape(-1, 4), np.asarray(out_scores, np.float32),
                       np.asarray(out_points, np.float32).reshape(-1, 5, 2))
+
+
+def _unit_numbers(name: str, values, count: int) -> tuple:
+    """`count` numbers in [0, 1] (numpy ones included) as a tuple of floats; TypeError for what
+    is not a sequence of numbers, ValueError for the wrong count or range."""
+    words = {3: "three", 4: "four"}[count]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be {words} numbers, got {type(values).__name__}")
+    values = tuple(as_float(name, v) for v in values)
+    if len(values) != count or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"{name} must be {words} numbers in [0, 1], got {values}")
+    return values
 
 
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
@@ -207,22 +215,14 @@ class FaceDetector:
         min_face_size = as_float("min_face_size", min_face_size)
         if not np.isfinite(min_face_size) or min_face_size <= 0:
             raise ValueError(f"min_face_size must be a finite number > 0, got {min_face_size}")
-        if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Iterable):
-            raise TypeError(f"thresholds must be three numbers, got {type(thresholds).__name__}")
-        thresholds = tuple(as_float("thresholds", t) for t in thresholds)
-        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
-            raise ValueError(f"thresholds must be three numbers in [0, 1], got {thresholds}")
+        thresholds = _unit_numbers("thresholds", thresholds, 3)
         scale_factor = as_float("scale_factor", scale_factor)
         if not 0.0 < scale_factor < 1.0:
             raise ValueError(f"scale_factor must lie strictly between 0 and 1, got {scale_factor}")
         if scale_factor > MAX_SCALE_FACTOR:
             raise ValueError(f"scale_factor must be at most {MAX_SCALE_FACTOR} (closer to 1 the pyramid "
                              f"needs hundreds of levels; the original uses 0.709), got {scale_factor}")
-        if isinstance(nms_thresholds, (str, bytes)) or not isinstance(nms_thresholds, Iterable):
-            raise TypeError(f"nms_thresholds must be four numbers, got {type(nms_thresholds).__name__}")
-        nms_thresholds = tuple(as_float("nms_thresholds", t) for t in nms_thresholds)
-        if len(nms_thresholds) != 4 or not all(0.0 <= t <= 1.0 for t in nms_thresholds):
-            raise ValueError(f"nms_thresholds must be four numbers in [0, 1], got {nms_thresholds}")
+        nms_thresholds = _unit_numbers("nms_thresholds", nms_thresholds, 4)
         if not isinstance(flip, (bool, np.bool_)):
             raise TypeError(f"flip must be True or False, got {type(flip).__name__}")
         if keep_freed_memory:
