@@ -4,14 +4,20 @@
     python benchmarks/soak.py --frames 1000 --threads 2
     python benchmarks/soak.py --frames 1000 --threads 1 --callers 4     # 4 threads, one detector
     python benchmarks/soak.py --frames 300 --detector-arg keep_freed_memory=True
+    /work/peers/facenet/bin/python benchmarks/soak.py --runner facenet-pytorch --frames 1000
 
 Every call gets a new frame: a random crop of one of the source photos (the fixed WIDER list of
 benchmarks/frames.py when ../shared is there, else the bundled astronaut tiled 2 x 2) resized to a
 random size, width 200..1100 and height 200..1500 (seeded, so runs are comparable). Resident memory
-(VmRSS) is read after every frame; the report gives it at the checkpoints, the peak, and the growth
-between frame 300 and the last, with the median and 99th percentile time per frame (every frame
-is a new size, so every one pays its first-call costs). One process per configuration: memory
-figures from one process say nothing about another.
+(VmRSS) is read after every frame; the report gives it at the checkpoints, the peak, and the
+plateau's growth: the median over the last 50 frames less the median over frames 276 to 325 (the
+level, not single frames: with several callers a reading can land while other frames are in
+flight). Also the median and 99th percentile time per frame (every frame is a new size, so every
+one pays its first-call costs). One process per configuration: memory figures from one process
+say nothing about another.
+
+--runner facenet-pytorch runs facenet-pytorch 2.6's MTCNN (same weights, keep_all, CPU) on the
+same frames, from its own venv (benchmarks/peers/facenet_pytorch.py says how to make it).
 """
 
 from __future__ import annotations
@@ -87,11 +93,14 @@ def run(detect, count: int, seed: int, callers: int):
 def summarize(rss, times, count):
     marks = {n: round(rss[n], 1) for n in CHECKPOINTS if n < len(rss)}
     marks[count] = round(rss[min(count, len(rss) - 1)], 1)
-    after = rss[300:] if len(rss) > 300 else rss
+    plateau = None
+    if len(rss) > 375:
+        plateau = round(float(np.median(rss[-50:]) - np.median(rss[276:326])), 1)
     return {
         "rss_mb": marks,
         "peak_mb": round(max(rss), 1),
-        "growth_after_300_mb": round(max(after) - rss[min(300, len(rss) - 1)], 1) if len(rss) > 300 else None,
+        "peak_after_300_mb": round(max(rss[300:]), 1) if len(rss) > 300 else None,
+        "growth_300_to_end_mb": plateau,
         "median_ms": round(float(np.median(times)) * 1e3, 1),
         "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 1),
     }
@@ -105,6 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--detector-arg", action="append", default=[], metavar="NAME=VALUE",
                     help="a FaceDetector keyword argument (Python literal), e.g. keep_freed_memory=True")
+    ap.add_argument("--runner", choices=["mtcnn-fast", "facenet-pytorch"], default="mtcnn-fast")
     ap.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
     args = ap.parse_args(argv)
 
@@ -113,15 +123,23 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mtcnn_fast import FaceDetector
-
     kwargs = {}
     for item in args.detector_arg:
         name, _, value = item.partition("=")
         kwargs[name] = ast.literal_eval(value)
-    det = FaceDetector(device="cpu", **kwargs)
-    rss, times = run(det.detect, args.frames, args.seed, args.callers)
-    result = {"runner": "mtcnn-fast", "threads": args.threads, "callers": args.callers,
+    if args.runner == "facenet-pytorch":
+        from facenet_pytorch import MTCNN
+
+        peer = MTCNN(keep_all=True, device="cpu", post_process=False, **kwargs)
+
+        def detect(frame):
+            return peer.detect(frame, landmarks=True)
+    else:
+        from mtcnn_fast import FaceDetector
+
+        detect = FaceDetector(device="cpu", **kwargs).detect
+    rss, times = run(detect, args.frames, args.seed, args.callers)
+    result = {"runner": args.runner, "threads": args.threads, "callers": args.callers,
               "frames": args.frames, "seed": args.seed, "detector_args": kwargs,
               "torch": torch.__version__, **summarize(rss, times, args.frames)}
     print(json.dumps(result))

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <numeric>
 
 namespace mtcnn {
@@ -397,40 +398,143 @@ void generate_windows(const float* scores, const float* reg, int64_t h, int64_t 
   }
 }
 
+namespace {
+
+// Overlap of boxes a and b (+1 areas): intersection over union or over the smaller area, 0 where
+// that denominator is not positive.
+inline float box_overlap(const float* a, const float* b, float area_a, float area_b, Overlap mode) {
+  const float xx1 = std::max(a[0], b[0]);
+  const float yy1 = std::max(a[1], b[1]);
+  const float xx2 = std::min(a[2], b[2]);
+  const float yy2 = std::min(a[3], b[3]);
+  const float iw = std::max(0.0f, xx2 - xx1 + 1.0f);
+  const float ih = std::max(0.0f, yy2 - yy1 + 1.0f);
+  const float inter = iw * ih;
+  const float denom = mode == Overlap::Min ? std::min(area_a, area_b) : area_a + area_b - inter;
+  return denom > 0.0f ? inter / denom : 0.0f;
+}
+
+}  // namespace
+
+// Kept boxes of one size class, indexed by the grid cell of their top-left corner: cells at least
+// as large as the class's largest box, so that a box intersecting a given one has its corner in
+// the cells that one's extent reaches (plus one cell of margin against rounding).
+struct KeptGrid {
+  double min_x = 0, min_y = 0, max_w = 0, max_h = 0, gx = 1, gy = 1;
+  int64_t nx = 1, ny = 1;
+  std::vector<int64_t> head;
+
+  int64_t cell_x(double v) const { return clamp_cell((v - min_x) / gx, nx); }
+  int64_t cell_y(double v) const { return clamp_cell((v - min_y) / gy, ny); }
+  static int64_t clamp_cell(double c, int64_t count) {
+    return static_cast<int64_t>(std::min(std::max(std::floor(c), 0.0), double(count - 1)));
+  }
+};
+
+// Greedy NMS, computed as: in score order, a box is kept unless a box kept before it overlaps it
+// by more than the threshold (the same boxes as dropping, for each kept box, every later one it
+// overlaps). A threshold >= 0 can only be exceeded by boxes that intersect, so each box is
+// compared only with the kept boxes that can intersect it, found in per-size-class grids (sizes
+// within a factor of two share one): the same comparisons that can drop a box, in the same
+// order, without the others. Dense windows (P-Net at a low threshold: 10^5 per pyramid level, of
+// every level's size together) cost time in proportion to the boxes, not to their square.
 std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, float threshold,
                          Overlap mode) {
+  std::vector<int64_t> keep;
+  if (n <= 0) return keep;
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [scores](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  // A negative threshold (not reachable from Python) drops boxes apart too: one class, one cell.
+  const bool one_cell = !(threshold >= 0.0f);
   std::vector<float> area(n);
+  std::vector<int> cls(n);
+  double max_abs = 1.0;
+  constexpr int kClasses = 64;
   for (int64_t i = 0; i < n; ++i) {
     const float* b = boxes + 4 * i;
     area[i] = (b[2] - b[0] + 1.0f) * (b[3] - b[1] + 1.0f);
+    const double side = std::max({double(b[2]) - b[0] + 1.0, double(b[3]) - b[1] + 1.0, 1.0});
+    cls[i] = one_cell ? 0 : std::min(std::ilogb(side), kClasses - 1);
+    for (int j = 0; j < 4; ++j) max_abs = std::max(max_abs, std::fabs(double(b[j])));
   }
-  std::vector<char> removed(n, 0);
-  std::vector<int64_t> keep;
-  for (int64_t oi = 0; oi < n; ++oi) {
-    const int64_t i = order[oi];
-    if (removed[i]) continue;
-    keep.push_back(i);
-    const float* bi = boxes + 4 * i;
-    for (int64_t oj = oi + 1; oj < n; ++oj) {
-      const int64_t j = order[oj];
-      if (removed[j]) continue;
-      const float* bj = boxes + 4 * j;
-      const float xx1 = std::max(bi[0], bj[0]);
-      const float yy1 = std::max(bi[1], bj[1]);
-      const float xx2 = std::min(bi[2], bj[2]);
-      const float yy2 = std::min(bi[3], bj[3]);
-      const float iw = std::max(0.0f, xx2 - xx1 + 1.0f);
-      const float ih = std::max(0.0f, yy2 - yy1 + 1.0f);
-      const float inter = iw * ih;
-      const float denom =
-          mode == Overlap::Min ? std::min(area[i], area[j]) : area[i] + area[j] - inter;
-      const float o = denom > 0.0f ? inter / denom : 0.0f;
-      if (o > threshold) removed[j] = 1;
+  std::vector<int64_t> count(kClasses, 0);
+  std::vector<KeptGrid> grids(kClasses);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* b = boxes + 4 * i;
+    KeptGrid& g = grids[cls[i]];
+    if (count[cls[i]]++ == 0) {
+      g.min_x = g.max_w = b[0];  // max_w holds the largest x1 until the sizes below
+      g.min_y = g.max_h = b[1];
     }
+    g.min_x = std::min(g.min_x, double(b[0]));
+    g.min_y = std::min(g.min_y, double(b[1]));
+    g.max_w = std::max(g.max_w, double(b[0]));
+    g.max_h = std::max(g.max_h, double(b[1]));
+  }
+  std::vector<double> span_x(kClasses), span_y(kClasses);
+  for (int c = 0; c < kClasses; ++c) {
+    span_x[c] = grids[c].max_w - grids[c].min_x;
+    span_y[c] = grids[c].max_h - grids[c].min_y;
+    grids[c].max_w = grids[c].max_h = 0.0;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float* b = boxes + 4 * i;
+    KeptGrid& g = grids[cls[i]];
+    g.max_w = std::max(g.max_w, double(b[2]) - b[0] + 1.0);
+    g.max_h = std::max(g.max_h, double(b[3]) - b[1] + 1.0);
+  }
+  std::vector<int> used;
+  const double floor_size = std::max(1.0, max_abs * std::ldexp(1.0, -20));  // >> float rounding
+  for (int c = 0; c < kClasses; ++c) {
+    if (!count[c]) continue;
+    used.push_back(c);
+    KeptGrid& g = grids[c];
+    if (one_cell) {
+      g.gx = g.gy = std::numeric_limits<double>::infinity();
+    } else {
+      g.gx = std::max({g.max_w, floor_size, span_x[c] / 2048.0});
+      g.gy = std::max({g.max_h, floor_size, span_y[c] / 2048.0});
+    }
+    for (;;) {  // at most about 4 cells per box of the class
+      g.nx = static_cast<int64_t>(span_x[c] / g.gx) + 1;
+      g.ny = static_cast<int64_t>(span_y[c] / g.gy) + 1;
+      if (g.nx * g.ny <= 4 * count[c] + 64) break;
+      g.gx *= 2.0;
+      g.gy *= 2.0;
+    }
+    g.head.assign(g.nx * g.ny, -1);
+  }
+  std::vector<int64_t> next(n, -1);
+  for (int64_t oj = 0; oj < n; ++oj) {
+    const int64_t j = order[oj];
+    const float* bj = boxes + 4 * j;
+    bool dropped = false;
+    for (size_t u = 0; u < used.size() && !dropped; ++u) {
+      const KeptGrid& g = grids[used[u]];
+      // A box i of this class intersects bj only if bj[0] - max_w < x1 of i < bj[2] + 1 (and so in y).
+      const int64_t cx0 = std::max<int64_t>(g.cell_x(bj[0] - g.max_w) - 1, 0);
+      const int64_t cx1 = std::min(g.cell_x(bj[2] + 1.0) + 1, g.nx - 1);
+      const int64_t cy0 = std::max<int64_t>(g.cell_y(bj[1] - g.max_h) - 1, 0);
+      const int64_t cy1 = std::min(g.cell_y(bj[3] + 1.0) + 1, g.ny - 1);
+      for (int64_t cy = cy0; cy <= cy1 && !dropped; ++cy) {
+        for (int64_t cx = cx0; cx <= cx1 && !dropped; ++cx) {
+          for (int64_t i = g.head[cy * g.nx + cx]; i >= 0; i = next[i]) {
+            if (box_overlap(boxes + 4 * i, bj, area[i], area[j], mode) > threshold) {
+              dropped = true;
+              break;
+            }
+          }
+        }
+      }
+    }
+    if (dropped) continue;
+    keep.push_back(j);
+    KeptGrid& g = grids[cls[j]];
+    const int64_t c = g.cell_y(bj[1]) * g.nx + g.cell_x(bj[0]);
+    next[j] = g.head[c];
+    g.head[c] = j;
   }
   return keep;
 }

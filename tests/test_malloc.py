@@ -1,4 +1,5 @@
-"""The allocator setting (mtcnn_fast._malloc): freed frame buffers stay in the process.
+"""The allocator setting (mtcnn_fast._malloc): freed frame buffers stay in the process, when
+asked for (keep_freed_memory=True); a default detector changes nothing.
 
 The cases that watch the allocator run in a fresh interpreter: the setting is per process, and
 the test process's own allocator state is not a clean slate."""
@@ -24,7 +25,16 @@ import json, resource, sys
 import torch
 import mtcnn_fast._malloc as m
 from mtcnn_fast import FaceDetector
-FaceDetector(device="cpu", keep_freed_memory=sys.argv[1] == "on")
+mode = sys.argv[1]
+if mode == "bad":  # a detector that cannot be made
+    try:
+        FaceDetector(device="cpu", keep_freed_memory=True, min_face_size=-1)
+    except ValueError:
+        pass
+elif mode == "default":
+    FaceDetector(device="cpu")
+else:
+    FaceDetector(device="cpu", keep_freed_memory=mode == "on")
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 torch.ones(16 << 20).sum()
@@ -61,10 +71,36 @@ def test_without_the_setting_glibc_returns_big_buffers_to_the_system():
     assert got["faults"] > PAGES_64MB * 9 // 10, got
 
 
+def test_a_default_detector_leaves_the_allocator_as_it_is():
+    got = probe("default")
+    assert got["applied"] is False
+    assert got["faults"] > PAGES_64MB * 9 // 10, got
+
+
+def test_a_detector_that_cannot_be_made_changes_nothing():
+    got = probe("bad")
+    assert got["applied"] is False
+    assert got["faults"] > PAGES_64MB * 9 // 10, got
+
+
 def test_the_users_own_malloc_settings_stand():
     got = probe("on", MALLOC_TRIM_THRESHOLD_="131072")
     assert got["applied"] is False
     assert got["faults"] > PAGES_64MB * 9 // 10, got
+
+
+def test_no_trim_where_the_user_set_the_allocator_or_asked_to_keep(monkeypatch):
+    assert _malloc.glibc() is not None
+    monkeypatch.setitem(_malloc._state, "applied", False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert _malloc.release_free_memory() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    for k in [k for k in __import__("os").environ if k.startswith("MALLOC_") and k.endswith("_")]:
+        monkeypatch.delenv(k)
+    assert _malloc.release_free_memory() is True
+    monkeypatch.setitem(_malloc._state, "applied", True)  # keep_freed_memory holds: no trim
+    assert _malloc.release_free_memory() is False
 
 
 def test_user_settings_are_recognised(monkeypatch):

@@ -260,6 +260,34 @@ def test_nms_matches_reference_on_unordered_and_degenerate_boxes(boxes, threshol
     same(_core.nms(boxes, scores, threshold, mode), _reference.nms(boxes, scores, threshold, mode))
 
 
+def nms_sets(seed):
+    """Box sets that exercise the grid the core's NMS uses to skip boxes that cannot intersect:
+    P-Net's dense windows of one level (every cell of a 60 x 80 map, as at threshold 0), windows
+    of several levels together (sizes 12 to 170), boxes spread over +-9e8 with tiny ones among
+    them, and degenerate and unordered boxes."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random((60, 80), dtype=np.float32)
+    reg = np.zeros((4, 60, 80), np.float32)
+    dense = _core.generate_windows(scores, reg, 0.35, 0.0)[0]
+    levels = np.concatenate([_core.generate_windows(scores[:30, :40], reg[:, :30, :40], s, 0.0)[0]
+                             for s in (0.6, 0.3, 0.15, 0.07)])
+    xy = rng.uniform(-9e8, 4e8, (400, 2)).astype(np.float32)
+    wh = np.where(rng.random((400, 1)) < 0.5, rng.uniform(0, 3, (400, 2)), rng.uniform(0, 5e8, (400, 2)))
+    spread = np.concatenate([xy, xy + wh.astype(np.float32)], axis=1)
+    odd = rng.uniform(-20, 60, (500, 4)).astype(np.float32)  # x2 < x1 in about half of them
+    return [dense, levels, spread, odd]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nms_on_dense_and_spread_sets_matches_reference(seed):
+    rng = np.random.default_rng(seed + 10)
+    for boxes in nms_sets(seed):
+        scores = rng.choice(np.float32([0.2, 0.5, 0.7, 0.9]), len(boxes)) if seed else rng.random(len(boxes), np.float32)
+        for threshold in (0.0, 0.3, 0.5, 0.7, 1.0):
+            for mode in ("union", "min"):
+                same(_core.nms(boxes, scores, threshold, mode), _reference.nms(boxes, scores, threshold, mode))
+
+
 def test_nms_suppresses_by_overlap_with_plus_one_areas():
     boxes = np.array([[0, 0, 9, 9], [1, 0, 10, 9], [20, 20, 29, 29], [0, 0, 4, 4]], np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.95], np.float32)

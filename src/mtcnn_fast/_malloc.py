@@ -1,4 +1,4 @@
-"""Keeps freed memory in the process for the next frame (glibc only).
+"""The C heap between frames (glibc only): keep freed memory (opt-in) or hand it back.
 
 A detection allocates buffers of several MB to hundreds of MB (pyramid levels, the summed-area
 table, activations of P-Net and of the R-Net / O-Net chunks) and frees them before the next
@@ -9,11 +9,20 @@ again, page by page. On the 2-core development machine keeping the memory made d
 1.2x faster at 1 thread on 640x480 to 1920x1080 frames and 1.6x on 3840x2160 ones
 (benchmarks/README.md).
 
-keep_freed_memory() raises both thresholds to KEEP_BYTES, the way an arena allocator (ONNX
+keep_freed_memory() (``FaceDetector(keep_freed_memory=True)``, off by default: it is a setting of
+the whole process) raises both thresholds to KEEP_BYTES, the way an arena allocator (ONNX
 Runtime's, TensorFlow's) keeps its blocks: blocks up to that size come from the heap and stay
 there, and up to that much free memory at the top of the heap is kept. The process's resident
 size then stays near its peak instead of falling back between frames. It acts once per process,
-only under glibc, and never where the user has set glibc's malloc variables themselves.
+only under glibc, and never where the user has set glibc's malloc variables themselves. Fed
+frames of ever new sizes, that heap fragments: free holes too small for the next frame's buffers
+stay resident, and the process grows without end (benchmarks/soak.py).
+
+release_free_memory() is what the detector does instead by default, after a call on frames of
+a new size (``FaceDetector(trim_memory=True)``): glibc's malloc_trim(0) hands the free pages of
+every arena back to the system. It changes no setting; what stays is the memory in use, so a
+long-lived process fed photos of new sizes keeps a flat resident size. A stream of one size
+(video) never triggers it and keeps its pages.
 """
 
 from __future__ import annotations
@@ -37,16 +46,29 @@ def user_has_set_malloc() -> bool:
 _state = {"done": False, "applied": False}
 
 
-def glibc():
-    """The C library of this process when it is glibc (with mallopt), else None."""
+def _find_glibc():
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 (glibc only)
-        return libc if hasattr(libc, "mallopt") else None
     except (OSError, AttributeError):
         return None
+    if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
+        return None
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
+_libc = []
+
+
+def glibc():
+    """The C library of this process when it is glibc (with mallopt and malloc_trim), else None."""
+    if not _libc:
+        _libc.append(_find_glibc())
+    return _libc[0]
 
 
 def keep_freed_memory() -> bool:
@@ -57,7 +79,18 @@ def keep_freed_memory() -> bool:
         _state["done"] = True
         libc = glibc()
         if libc is not None and not user_has_set_malloc():
-            libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
             ok = libc.mallopt(M_MMAP_THRESHOLD, KEEP_BYTES) and libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)
             _state["applied"] = bool(ok)
     return _state["applied"]
+
+
+def release_free_memory() -> bool:
+    """Hands the C heap's free pages back to the system (glibc's malloc_trim(0)); returns whether
+    it ran: not under another C library, not where the environment sets glibc's malloc
+    parameters (the user's choice of allocator behaviour stands), and not once
+    keep_freed_memory() holds for this process (it asked for the opposite)."""
+    libc = glibc()
+    if libc is None or _state["applied"] or user_has_set_malloc():
+        return False
+    libc.malloc_trim(0)
+    return True

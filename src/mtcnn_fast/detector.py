@@ -177,12 +177,20 @@ class FaceDetector:
         precision: "float32" (default), "bfloat16" (CPUs with native bf16, AVX-512 BF16 or AMX,
             and CUDA) or "float16" (CUDA only): the networks' arithmetic. Reduced precision moves
             scores and boxes slightly; benchmarks/accuracy.md gives its speed and AP change.
-        keep_freed_memory: under glibc, raise the allocator's mmap and trim thresholds (once
-            per process, unless the environment sets them) so that each frame reuses the memory
-            the previous one freed instead of faulting it in again from the system (up to 1.2x
-            faster up to 1920x1080, 1.6x to 2x on 3840x2160 frames), at the price of a resident
-            size that stays near its peak (``mtcnn_fast._malloc``). False leaves the allocator
-            as it is.
+        keep_freed_memory: opt-in (default False), a setting of the whole process: under glibc,
+            raise the allocator's mmap and trim thresholds (once per process, unless the
+            environment sets them) so that each frame reuses the memory the previous one freed
+            instead of faulting it in again from the system (up to 1.2x faster at 1920x1080,
+            more on 4K frames), at the price of a resident size that stays near its peak and,
+            fed frames of ever new sizes, keeps growing (``mtcnn_fast._malloc``,
+            benchmarks/README.md).
+        trim_memory: after a call on frames of another size than the previous call's, hand the
+            free pages of the C heap back to the system (glibc's ``malloc_trim``; default True),
+            so that a long-lived process fed photos of new sizes keeps a flat resident size.
+            A stream of one size never triggers it. It changes no allocator setting (freed
+            memory of the whole process is returned, the caller's included); off with
+            keep_freed_memory, under other C libraries, and where the environment sets glibc's
+            malloc parameters.
         nms_thresholds: overlaps of the four non-maximum suppressions (per pyramid level, over
             all levels, after R-Net, after O-Net; default 0.5, 0.7, 0.7, 0.7, the original's).
         flip: also run the cascade on the mirror image of each frame and merge the two passes
@@ -208,7 +216,8 @@ class FaceDetector:
         backend: str = "cpp",
         jit: bool = True,
         precision: str = "float32",
-        keep_freed_memory: bool = True,
+        keep_freed_memory: bool = False,
+        trim_memory: bool = True,
         nms_thresholds: Sequence[float] = NMS_DEFAULT,
         flip: bool = False,
     ) -> None:
@@ -225,8 +234,11 @@ class FaceDetector:
         nms_thresholds = _unit_numbers("nms_thresholds", nms_thresholds, 4)
         if not isinstance(flip, (bool, np.bool_)):
             raise TypeError(f"flip must be True or False, got {type(flip).__name__}")
-        if keep_freed_memory:
-            _malloc.keep_freed_memory()
+        for name, flag in (("keep_freed_memory", keep_freed_memory), ("trim_memory", trim_memory)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {type(flag).__name__}")
+        self.trim_memory = bool(trim_memory)
+        self._last_sizes: Tuple[Tuple[int, int], ...] = ()
         self.min_face_size = float(min_face_size)
         self.thresholds: Tuple[float, float, float] = thresholds  # type: ignore[assignment]
         self.scale_factor = float(scale_factor)
@@ -241,6 +253,8 @@ class FaceDetector:
             compile_net(load_net(name, weights).to(self.device, self._dtype, memory_format=torch.channels_last), jit)
             for name in ("pnet", "rnet", "onet")
         )
+        if keep_freed_memory:  # last: a detector that could not be made changes nothing
+            _malloc.keep_freed_memory()
 
     def __repr__(self) -> str:
         return (
@@ -343,12 +357,25 @@ class FaceDetector:
     # exactly what its frames give alone (see _run on why the rows do not depend on the batch).
     def _detect_many(self, imgs: Sequence[np.ndarray]) -> List[Detections]:
         if not self.flip:
-            return self._cascade(imgs)
-        # The mirror images run in the same batch; each frame's two results merge on their own.
-        mirrored = [np.ascontiguousarray(img[:, ::-1]) for img in imgs]
-        found = self._cascade(list(imgs) + mirrored)
-        n = len(imgs)
-        return [_vote(found[i], _mirror(found[n + i], img.shape[1])) for i, img in enumerate(imgs)]
+            found = self._cascade(imgs)
+        else:
+            # The mirror images run in the same batch; each frame's two results merge on their own.
+            mirrored = [np.ascontiguousarray(img[:, ::-1]) for img in imgs]
+            both = self._cascade(list(imgs) + mirrored)
+            n = len(imgs)
+            found = [_vote(both[i], _mirror(both[n + i], img.shape[1])) for i, img in enumerate(imgs)]
+        self._release_memory(imgs)
+        return found
+
+    def _release_memory(self, imgs: Sequence[np.ndarray]) -> None:
+        """trim_memory: after frames of new sizes, the C heap's free pages go back to the
+        system. Every new size allocates buffers (pyramid levels, activations) of new sizes, and
+        the heap's holes left by the last ones are rarely the right size: kept, they add up
+        without end; a stream of one size reuses its own."""
+        sizes = tuple(img.shape[:2] for img in imgs)
+        if self.trim_memory and sizes != self._last_sizes:
+            _malloc.release_free_memory()
+        self._last_sizes = sizes
 
     def _cascade(self, imgs: Sequence[np.ndarray]) -> List[Detections]:
         boxes = [self.propose(img) for img in imgs]
