@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     found, torch_version = detect_all()
 
     if args.write:
-        expected = {}
+        expected: dict = {}
         for setting, per_frame in found.items():
             threshold = per_frame.pop("_threshold")
             expected[setting] = {}
