@@ -1,5 +1,8 @@
 """Helpers shared by the benchmark modules."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -7,12 +10,38 @@ import frames as frame_sets
 
 from mtcnn_fast import _core
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "golden"))
+import golden_frames as golden  # noqa: E402
+
 SIZES = list(frame_sets.SIZES) + ["wider"]
+# The golden multi-face frames (tests/golden): their detections are checked against the fixture
+# recorded in the repository, so a speed-up that changes what is found fails on every machine,
+# with or without ../shared.
+GOLDEN_PREFIX = "golden-"
+GOLDEN = [GOLDEN_PREFIX + name for name in golden.NAMES]
 
 
 def frames_for(size: str):
-    """Two frames of a named size, or four WIDER photos at their own size for "wider"."""
+    """Two frames of a named size, four WIDER photos at their own size for "wider", or the one
+    golden frame of a "golden-..." name."""
+    if size.startswith(GOLDEN_PREFIX):
+        return [golden.frame(size[len(GOLDEN_PREFIX):])]
     return frame_sets.wider_photos(4) if size == "wider" else frame_sets.frames(size, 2)
+
+
+def golden_frames():
+    """The golden frames, in the fixture's order."""
+    return list(golden.frames().values())
+
+
+def check_golden(names, got) -> None:
+    """Asserts each detection of `got` against the golden fixture's faces of the frame named in
+    `names` (golden_frames.NAMES, or GOLDEN's "golden-..." names), within its tolerance."""
+    _, expected = golden.load()
+    assert len(names) == len(got)
+    for name, faces in zip(names, got):
+        name = name[len(GOLDEN_PREFIX):] if name.startswith(GOLDEN_PREFIX) else name
+        golden.check(expected["defaults"][name], faces, f"golden frame {name}")
 
 
 def same_detections(a, b) -> bool:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mtcnn_fast import FaceDetector  # noqa: E402
 
 import frames as frame_sets  # noqa: E402
-from bench_support import frames_for  # noqa: E402
+from bench_support import frames_for, golden_frames  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -46,5 +46,6 @@ def frame_cache():
 
 @pytest.fixture(scope="session")
 def batch_frames():
-    """Eight frames per kind for the batch benchmarks."""
-    return {"640x480": frame_sets.frames("640x480", 8), "wider": frame_sets.wider_photos(8)}
+    """Eight frames per kind for the batch benchmarks; the four golden frames for "golden"."""
+    return {"640x480": frame_sets.frames("640x480", 8), "wider": frame_sets.wider_photos(8),
+            "golden": golden_frames()}

@@ -1,8 +1,12 @@
 """Latency of each stage and of the whole detector, at 1 and 2 threads, on frames of 640x480,
-1280x720 and 1920x1080 cut from real photos and on WIDER FACE photos at their own size.
+1280x720 and 1920x1080 cut from real photos, on WIDER FACE photos at their own size, and on the
+golden multi-face frames (tests/golden).
 
 Every benchmark also checks its result (against the NumPy reference, or against the detector's
 own answer computed outside the timed call), so a speed-up that changes detections fails here.
+The golden frames' timed detections are also checked against the fixture recorded in the
+repository (within its tolerance), so a change to the detections fails even where it changes
+the detector's answer outside the timed call in the same way.
 Each stage's group carries a baseline measured in the same run (the NumPy twin of the op, or the
 eager network), so the report shows ratios that hold on a noisy machine.
 """
@@ -10,7 +14,8 @@ eager network), so the report shows ratios that hold on a noisy machine.
 import numpy as np
 import pytest
 import torch
-from bench_support import SIZES, nchw, same_detections, stage_inputs, time_frames
+from bench_support import (GOLDEN, GOLDEN_PREFIX, SIZES, check_golden, nchw, same_detections, stage_inputs,
+                           time_frames)
 
 from mtcnn_fast import FaceDetector, _core, _reference
 from mtcnn_fast.detector import ONET_SIZE, RNET_SIZE, cpu_has_bf16
@@ -25,7 +30,7 @@ def eager():
 # --- end to end -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES + GOLDEN)
 def test_detect(benchmark, detector, frame_cache, threads, size):
     frames = frame_cache(size)
     expected = [detector.detect(f) for f in frames]
@@ -34,19 +39,24 @@ def test_detect(benchmark, detector, frame_cache, threads, size):
     got = benchmark(lambda: [detector.detect(f) for f in frames])
     assert all(same_detections(a, b) for a, b in zip(got, expected))
     assert sum(len(e) for e in expected) > 0
+    if size.startswith(GOLDEN_PREFIX):
+        check_golden([size], got)
 
 
-@pytest.mark.parametrize("size", ["640x480", "wider"])
+@pytest.mark.parametrize("size", ["640x480", "wider", "golden"])
 @pytest.mark.parametrize("mode", ["alone", "batch"])
 def test_batch_throughput(benchmark, detector, batch_frames, threads, size, mode):
-    """Eight frames as one list (R-Net and O-Net shared across frames) against one frame at a
-    time; both give the same detections, bit for bit."""
+    """Eight frames (the four golden ones for "golden") as one list (R-Net and O-Net shared
+    across frames) against one frame at a time; both give the same detections, bit for bit,
+    and the golden frames those of the fixture."""
     frames = batch_frames[size]
     expected = [detector.detect(f) for f in frames]
     benchmark.group = f"batch {size} {threads}t"
     benchmark.extra_info["threads"] = threads
     got = time_frames(benchmark, detector, frames, mode)
     assert all(same_detections(a, b) for a, b in zip(got, expected))
+    if size == "golden":
+        check_golden(GOLDEN, got)
 
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
