@@ -56,6 +56,9 @@ ONET_SIZE = 48
 # runs in: every layer runs on oneDNN's convolution on the CPU (nets.OneDNNConv2d).
 BATCH_FRAMES = 16
 CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
+# Crops are cut for at most this many bytes of windows at a time (in whole chunks): 2,432 R-Net
+# or 576 O-Net windows, more than a photo gives at the default settings (about 400 and 50).
+CROP_BYTES = 16 << 20
 # Refused up front: closer to 1, a photo's pyramid needs hundreds of levels (0.99: 317 for a
 # 640 x 480 frame at min face 20), and beyond about 0.9935 even frames the size limit admits can
 # need more than the core's 1000 (which it refuses only when it meets such a frame).
@@ -408,9 +411,10 @@ class FaceDetector:
     def _run_windows(self, net, imgs, boxes, size: int):
         """`net` over the size x size crops of every frame's windows, in chunks of
         CHUNK_ROWS[size] windows that run across frames; the outputs split back per frame (None
-        for a frame without windows). Each chunk's crops are cut just before its pass, so a
-        flood of windows (a P-Net threshold near 0: 10^5 windows on a 1920x1080 frame) needs
-        the memory of one chunk, not of all the crops at once."""
+        for a frame without windows). Crops are cut for up to CROP_BYTES of windows at a time
+        (every window of a photo at the default settings in one cut: each cut builds its own
+        summed-area table), so a flood of windows (a P-Net threshold near 0: 10^5 windows on a
+        1920x1080 frame) needs that much memory for its crops, not all of them at once."""
         threads = torch.get_num_threads()
         counts = [len(b) for b in boxes]
         total = sum(counts)
@@ -419,12 +423,13 @@ class FaceDetector:
         ends = np.cumsum(counts)
         starts = ends - counts
         rows = CHUNK_ROWS[size]
+        group = max(1, CROP_BYTES // (size * size * 3 * 4 * rows)) * rows
         parts = []
-        for first in range(0, total, rows):
-            last = min(first + rows, total)
+        for first in range(0, total, group):
+            last = min(first + group, total)
             crops = [self._ops.crop_windows(img, b[max(first - s0, 0) : min(last, e) - s0], size, threads)
                      for img, b, s0, e in zip(imgs, boxes, starts, ends) if s0 < last and e > first and len(b)]
-            parts.append(self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops)))
+            parts.append(self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops), rows))
         outs = parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
         return [[o[e - n : e] for o in outs] if n else None for n, e in zip(counts, ends)]
 
