@@ -23,6 +23,8 @@ from typing import List, Union
 import numpy as np
 
 CHANNELS = (1, 3, 4)
+# The suffixes (any case) of the files that the command line and align-dataset read as images.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 # What the annotations accept where a number is asked for: Python's and numpy's.
 Number = Union[float, int, np.floating, np.integer]
 Integer = Union[int, np.integer]

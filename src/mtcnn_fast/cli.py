@@ -18,9 +18,7 @@ import cv2
 import numpy as np
 
 from ._detections import face_record
-from ._input import read_rgb
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from ._input import IMAGE_SUFFIXES, read_rgb
 
 
 def sample_image_path() -> Path:
