@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ._detections import face_record
 from ._input import IMAGE_SUFFIXES, decode_image
+from ._opencv import cv2
 
 MANIFEST = "manifest.jsonl"
 SETTINGS = "settings.json"

@@ -34,7 +34,7 @@ def decode_image(data: bytes) -> np.ndarray:
     """Decodes an encoded image (the bytes of a JPEG, PNG, ... file) as an RGB uint8 array
     (OpenCV, 8-bit colour); ValueError if it cannot be decoded. The package's one image reader:
     read_rgb, the command line and align-dataset all come through here."""
-    import cv2
+    from ._opencv import cv2
 
     if len(data) == 0:
         raise ValueError("empty file (0 bytes)")
