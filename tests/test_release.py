@@ -150,7 +150,7 @@ def _libgomp_after(code: str) -> list:
 @pytest.mark.parametrize("path", ["detector", "core_first"])
 def test_one_openmp_runtime_and_it_is_torchs(path, tmp_path):
     """After a detection (or after asking for the core before anything else), exactly one
-    libgomp is mapped, and it is torch's copy: the core never brings its own."""
+    libgomp is mapped, torch's own copy where torch has one: the core never brings another."""
     import numpy as np
 
     np.save(tmp_path / "frame.npy", np.full((120, 160, 3), 90, np.uint8))
@@ -164,9 +164,11 @@ def test_one_openmp_runtime_and_it_is_torchs(path, tmp_path):
     mapped = _libgomp_after(code)
     import torch
 
-    torch_lib = os.path.realpath(os.path.join(os.path.dirname(torch.__file__), "lib"))
     assert len(mapped) == 1, mapped
-    assert os.path.dirname(os.path.realpath(mapped[0])) == torch_lib, mapped
+    # torch's Linux wheels carry torch/lib/libgomp.so.1; where torch carries one, that is it.
+    torch_lib = os.path.realpath(os.path.join(os.path.dirname(torch.__file__), "lib"))
+    if any(name.startswith("libgomp") for name in os.listdir(torch_lib)):
+        assert os.path.dirname(os.path.realpath(mapped[0])) == torch_lib, mapped
 
 
 def test_detection_needs_no_opencv_and_the_rest_says_how_to_get_it(astronaut, tmp_path):
