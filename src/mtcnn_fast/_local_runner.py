@@ -79,6 +79,27 @@ def _process(cfg: _Config, det, next_job: Callable[[], str | None],
             t.join()
 
 
+def _run_here(cfg: _Config, det, jobs: list[str], threads: int | None, io_threads: int,
+              report) -> None:
+    """One worker: the pipeline in this process, with `threads` torch threads (None: torch's own)
+    for the run."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        lock, it = threading.Lock(), iter(jobs)
+
+        def next_job() -> str | None:
+            with lock:
+                return next(it, None)
+
+        _process(cfg, det, next_job, report, io_threads)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _worker_main(cfg: _Config, threads: int, io_threads: int, tasks, results) -> None:
     """One worker process (spawned): its own detector, `threads` torch threads."""
     try:

@@ -11,6 +11,7 @@ import numpy as np
 from ._dataset_records import ALIGNED, MARGIN, _analyse, _Config, _crop_name, _write_image
 from ._input import decode_image
 
+
 def _ray_decode(batch, in_dir: str):
     """Ray Data task: file bytes -> raw RGB pixels (same decoder as the local path)."""
     rels, pixels, heights, widths, errors = [], [], [], [], []

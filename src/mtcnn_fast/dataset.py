@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ import numpy as np
 from ._dataset_records import (FORMAT, MANIFEST, _check_settings, _cleanup_temporaries, _Config,
                                _read_record, _write_manifest, list_images)
 from ._input import decode_image  # noqa: F401  (re-exported: the decoder align-dataset uses)
-from ._local_runner import _process, _run_processes
+from ._local_runner import _run_here, _run_processes
 
 __all__ = ["align_dataset", "read_manifest", "list_images", "DatasetSummary"]
 
@@ -192,21 +191,7 @@ def align_dataset(
 
             _run_ray(cfg, jobs, ray, workers, threads or 1, report)
         elif workers == 1:
-            import torch
-
-            before = torch.get_num_threads()
-            if threads is not None:
-                torch.set_num_threads(threads)
-            try:
-                lock, it = threading.Lock(), iter(jobs)
-
-                def next_job() -> str | None:
-                    with lock:
-                        return next(it, None)
-
-                _process(cfg, det, next_job, report, io_threads)
-            finally:
-                torch.set_num_threads(before)
+            _run_here(cfg, det, jobs, threads, io_threads, report)
         else:
             per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
             _run_processes(cfg, jobs, workers, per_worker, io_threads, report)
