@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv-asan/bin/python ] || python3 -m venv .venv-asan
 .venv-asan/bin/python -m pip install -q torch==2.13.0
-.venv-asan/bin/python -m pip install -q ".[test]" -Ccmake.define.MTCNN_FAST_SANITIZE=ON \
+.venv-asan/bin/python -m pip install -q ".[opencv,test]" -Ccmake.define.MTCNN_FAST_SANITIZE=ON \
   -Ccmake.build-type=Debug -Cbuild-dir=build-asan
 ASAN_LIB=$(g++ -print-file-name=libasan.so)
 UBSAN_LIB=$(g++ -print-file-name=libubsan.so)

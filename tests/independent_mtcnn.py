@@ -9,6 +9,7 @@ shipped weight arrays. Used to check that the fast pipeline agrees with the spec
 from __future__ import annotations
 
 import math
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "mtcnn_fast" / "weights"
+# The weight files of the installed package (the source tree's when installed from it; the
+# wheel's when the tests run from a copy against a wheel). Only the .npz files are read here.
+WEIGHTS = Path(str(resources.files("mtcnn_fast") / "weights"))
 
 
 def _load(name):

@@ -15,7 +15,8 @@ import pytest
 from support import WIDER_VAL, read_rgb
 
 from mtcnn_fast import FaceDetector, align, crop
-from mtcnn_fast import dataset as ds
+from mtcnn_fast import _dataset_records as dataset_files
+from mtcnn_fast import _local_runner
 from mtcnn_fast.align import ARCFACE_TEMPLATE, similarity_transform
 from mtcnn_fast.cli import main, sample_image_path
 from mtcnn_fast.dataset import align_dataset, decode_image, list_images, read_manifest
@@ -188,7 +189,7 @@ def _stat(path: Path):
 def test_resume_after_an_interruption(tree, reference, tmp_path, monkeypatch):
     ref_summary, ref = reference
     out = tmp_path / "out"
-    real_write = ds._write_image
+    real_write = _local_runner._write_image
     victim = "people/deep/gray.png"
 
     def interrupted_write(out_dir, rel, text, files):
@@ -196,27 +197,28 @@ def test_resume_after_an_interruption(tree, reference, tmp_path, monkeypatch):
             return real_write(out_dir, rel, text, files)
         # Killed half-way through this image: its crops written, a temporary record left.
         for name, pixels in files:
-            ds._atomic_write(Path(out_dir, name), ds._encode_png(pixels))
-        record = ds._record_path(out_dir, rel)
+            dataset_files._atomic_write(Path(out_dir, name), dataset_files._encode_png(pixels))
+        record = dataset_files._record_path(out_dir, rel)
         record.parent.mkdir(parents=True, exist_ok=True)
         (record.parent / f".{record.name}.{'0' * 32}.tmp").write_text(text[:10])
         raise Interrupted()
 
-    monkeypatch.setattr(ds, "_write_image", interrupted_write)
+    # The local runner's writer thread is what writes an image.
+    monkeypatch.setattr(_local_runner, "_write_image", interrupted_write)
     with pytest.raises(Interrupted):
         align_dataset(tree, out, **RUN)
-    monkeypatch.setattr(ds, "_write_image", real_write)
+    monkeypatch.setattr(_local_runner, "_write_image", real_write)
     assert not (out / "manifest.jsonl").exists()
-    assert (out / f"aligned/{victim}_0.png").is_file() and not ds._record_path(out, victim).exists()
+    assert (out / f"aligned/{victim}_0.png").is_file() and not dataset_files._record_path(out, victim).exists()
 
     # More damage: a finished image loses a crop, a stray temporary file, a truncated manifest.
-    done = sorted(r for r in list_images(tree) if ds._read_record(str(out), r) is not None)
+    done = sorted(r for r in list_images(tree) if dataset_files._read_record(str(out), r) is not None)
     assert 0 < len(done) < ref_summary.images - 2
     damaged = done[0]
     (out / f"aligned/{damaged}_0.png").unlink()
     (out / "aligned" / f".x.png.{'a' * 32}.tmp").write_bytes(b"partial")
     (out / "manifest.jsonl").write_bytes((ref / "manifest.jsonl").read_bytes()[:200])
-    untouched = {r: _stat(ds._record_path(out, r)) for r in done[1:]}
+    untouched = {r: _stat(dataset_files._record_path(out, r)) for r in done[1:]}
 
     calls = []
     real_detect = FaceDetector.detect
@@ -225,7 +227,7 @@ def test_resume_after_an_interruption(tree, reference, tmp_path, monkeypatch):
     todo = ref_summary.images - len(done) + 1  # the rest, and the damaged one
     assert (summary.processed, summary.skipped) == (todo, len(done) - 1)
     assert len(calls) == todo - 2  # the two broken files are read again but never detected
-    assert {r: _stat(ds._record_path(out, r)) for r in done[1:]} == untouched
+    assert {r: _stat(dataset_files._record_path(out, r)) for r in done[1:]} == untouched
     _assert_same_outputs(out, ref)
 
     # A finished folder: nothing detected or rewritten, the same manifest again.
@@ -275,11 +277,12 @@ def test_ray_path_without_ray_says_how_to_install_it(tree, tmp_path, monkeypatch
 
 
 def test_importing_the_package_does_not_import_ray():
-    code = "import sys, mtcnn_fast, mtcnn_fast.dataset, mtcnn_fast.cli; print('ray' in sys.modules)"
+    code = ("import sys, mtcnn_fast, mtcnn_fast.dataset, mtcnn_fast.cli; "
+            "print('ray' in sys.modules, 'mtcnn_fast._ray_runner' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=False)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "False"
+    assert run.stdout.strip() == "False False"
 
 
 def test_command_line_writes_the_same_outputs(tree, reference, tmp_path, capsys):

@@ -123,6 +123,8 @@ def test_the_peer_comparison_gives_peers_the_same_setting():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "compare.py"
+    if not path.is_file():
+        pytest.skip(f"checks the repository's benchmark script {path} (not in the sdist or a wheel test)")
     spec = importlib.util.spec_from_file_location("compare", path)
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)

@@ -318,6 +318,8 @@ def test_reproduced_weights_in_the_repository_find_the_astronaut(astronaut, dete
     from test_detector import ASTRONAUT_LANDMARKS
 
     weights = Path(__file__).resolve().parents[1] / "training" / "weights"
+    if not weights.is_dir():
+        pytest.skip(f"needs the repository's reproduced weights at {weights} (the sdist leaves them out)")
     faces = FaceDetector(device="cpu", weights=weights).detect(astronaut)
     want = detector.detect(astronaut)
     iou = iou_matrix(want.boxes, faces.boxes)[0]

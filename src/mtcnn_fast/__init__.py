@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .detector import FaceDetector
 
 __all__ = ["FaceDetector", "Detections", "Face", "align", "crop", "__version__"]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source (pyproject reads it)
 
 
 _SUBMODULES = {"cli", "dataset", "detector", "evaluation", "export", "metrics", "nets", "ops", "video"}

@@ -23,6 +23,8 @@ from typing import List, Union
 import numpy as np
 
 CHANNELS = (1, 3, 4)
+# The suffixes (any case) of the files that the command line and align-dataset read as images.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 # What the annotations accept where a number is asked for: Python's and numpy's.
 Number = Union[float, int, np.floating, np.integer]
 Integer = Union[int, np.integer]
@@ -32,7 +34,7 @@ def decode_image(data: bytes) -> np.ndarray:
     """Decodes an encoded image (the bytes of a JPEG, PNG, ... file) as an RGB uint8 array
     (OpenCV, 8-bit colour); ValueError if it cannot be decoded. The package's one image reader:
     read_rgb, the command line and align-dataset all come through here."""
-    import cv2
+    from ._opencv import cv2
 
     if len(data) == 0:
         raise ValueError("empty file (0 bytes)")

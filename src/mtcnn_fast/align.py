@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import cv2
 import numpy as np
 
 from ._detections import Detections, Face
@@ -100,6 +99,8 @@ def align(frame, landmarks, size: Integer = TEMPLATE_SIZE, *, bgr: bool = False)
     pts = _check_points(landmarks)
     size = _check_size(size, 8)
     template = ARCFACE_TEMPLATE * (size / TEMPLATE_SIZE)
+    from ._opencv import cv2  # here, not at the top: detection needs no OpenCV
+
     out = np.empty((len(pts), size, size, 3), np.uint8)
     for k, p in enumerate(pts):
         m = similarity_transform(p, template)
@@ -154,6 +155,8 @@ def crop(frame, boxes, margin_fraction: Number = 0.0, size: Integer = 160, *, ma
                              f"{size} - {px:g} pixels of the crop, got margin_px={margin_px!r}")
         # The box's longer side L maps onto size - px pixels: the square's side is L * size / (size - px).
         fraction = px / (2 * (size - px))
+    from ._opencv import cv2
+
     out = np.empty((len(b), size, size, 3), np.uint8)
     for k, (x1, y1, x2, y2) in enumerate(b):
         side = max(x2 - x1, y2 - y1) * (1 + 2 * fraction)

@@ -14,13 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from ._detections import face_record
-from ._input import read_rgb
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from ._input import IMAGE_SUFFIXES, read_rgb
+from ._opencv import cv2
 
 
 def sample_image_path() -> Path:

@@ -328,7 +328,7 @@ def load_landmarks_jsonl(path: Path) -> List[LandmarkSample]:
 
 def landmark_canvas(crop: np.ndarray) -> np.ndarray:
     """The crop at the centre of a canvas padded by CANVAS_PAD px of edge replication."""
-    import cv2
+    from ._opencv import cv2
 
     p = CANVAS_PAD
     return cv2.copyMakeBorder(crop, p, p, p, p, cv2.BORDER_REPLICATE)

@@ -14,6 +14,9 @@ BACKENDS = ("cpp", "numpy")
 
 def get_ops(backend: str = "cpp") -> ModuleType:
     if backend == "cpp":
+        # torch first: the core needs libgomp.so.1 and must find torch's, already loaded, rather
+        # than load a second OpenMP runtime (release wheels do not carry one: see CMakeLists.txt).
+        import torch  # noqa: F401
         from . import _core
 
         return _core

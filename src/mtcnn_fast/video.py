@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
-import cv2
 import numpy as np
+
+from ._opencv import cv2
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 # How long OpenCV may wait for a network source to open, and then for each frame.
