@@ -183,8 +183,8 @@ class FaceDetector:
         keep_freed_memory: opt-in (default False), a setting of the whole process: under glibc,
             raise the allocator's mmap and trim thresholds (once per process, unless the
             environment sets them) so that each frame reuses the memory the previous one freed
-            instead of faulting it in again from the system (up to 1.2x faster at 1920x1080,
-            more on 4K frames), at the price of a resident size that stays near its peak and,
+            instead of faulting it in again from the system (about 1.1x to 1.3x faster at 1
+            thread on frames of one size, 640x480 to 1920x1080; more on 4K), at the price of a resident size that stays near its peak and,
             fed frames of ever new sizes, keeps growing (``mtcnn_fast._malloc``,
             benchmarks/README.md).
         trim_memory: after a call on frames of another size than the previous call's, hand the
@@ -192,10 +192,9 @@ class FaceDetector:
             so that a long-lived process fed photos of new sizes keeps a flat resident size, at
             the price of page faults on the next frame (1.5x the median time per frame on a
             stream where every frame is a new size, benchmarks/README.md). A stream of one size
-            never triggers it. It changes no allocator setting (freed
-            memory of the whole process is returned, the caller's included); off with
-            keep_freed_memory, under other C libraries, and where the environment sets glibc's
-            malloc parameters.
+            never triggers it. It changes no allocator setting (the freed memory of the whole
+            process is returned, the caller's included); off with keep_freed_memory, under
+            other C libraries, and where the environment sets glibc's malloc parameters.
         nms_thresholds: overlaps of the four non-maximum suppressions (per pyramid level, over
             all levels, after R-Net, after O-Net; default 0.5, 0.7, 0.7, 0.7, the original's).
         flip: also run the cascade on the mirror image of each frame and merge the two passes
