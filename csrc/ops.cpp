@@ -420,7 +420,8 @@ inline float box_overlap(const float* a, const float* b, float area_a, float are
 // as large as the class's largest box, so that a box intersecting a given one has its corner in
 // the cells that one's extent reaches (plus one cell of margin against rounding).
 struct KeptGrid {
-  double min_x = 0, min_y = 0, max_w = 0, max_h = 0, gx = 1, gy = 1;
+  double min_x = 0, min_y = 0, max_x = 0, max_y = 0;  // the class's top-left corners span
+  double max_w = 0, max_h = 0, gx = 1, gy = 1;        // its largest box; cell sizes
   int64_t nx = 1, ny = 1;
   std::vector<int64_t> head;
 
@@ -465,23 +466,13 @@ std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, flo
     const float* b = boxes + 4 * i;
     KeptGrid& g = grids[cls[i]];
     if (count[cls[i]]++ == 0) {
-      g.min_x = g.max_w = b[0];  // max_w holds the largest x1 until the sizes below
-      g.min_y = g.max_h = b[1];
+      g.min_x = g.max_x = b[0];
+      g.min_y = g.max_y = b[1];
     }
     g.min_x = std::min(g.min_x, double(b[0]));
+    g.max_x = std::max(g.max_x, double(b[0]));
     g.min_y = std::min(g.min_y, double(b[1]));
-    g.max_w = std::max(g.max_w, double(b[0]));
-    g.max_h = std::max(g.max_h, double(b[1]));
-  }
-  std::vector<double> span_x(kClasses), span_y(kClasses);
-  for (int c = 0; c < kClasses; ++c) {
-    span_x[c] = grids[c].max_w - grids[c].min_x;
-    span_y[c] = grids[c].max_h - grids[c].min_y;
-    grids[c].max_w = grids[c].max_h = 0.0;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const float* b = boxes + 4 * i;
-    KeptGrid& g = grids[cls[i]];
+    g.max_y = std::max(g.max_y, double(b[1]));
     g.max_w = std::max(g.max_w, double(b[2]) - b[0] + 1.0);
     g.max_h = std::max(g.max_h, double(b[3]) - b[1] + 1.0);
   }
@@ -494,12 +485,12 @@ std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, flo
     if (one_cell) {
       g.gx = g.gy = std::numeric_limits<double>::infinity();
     } else {
-      g.gx = std::max({g.max_w, floor_size, span_x[c] / 2048.0});
-      g.gy = std::max({g.max_h, floor_size, span_y[c] / 2048.0});
+      g.gx = std::max({g.max_w, floor_size, (g.max_x - g.min_x) / 2048.0});
+      g.gy = std::max({g.max_h, floor_size, (g.max_y - g.min_y) / 2048.0});
     }
     for (;;) {  // at most about 4 cells per box of the class
-      g.nx = static_cast<int64_t>(span_x[c] / g.gx) + 1;
-      g.ny = static_cast<int64_t>(span_y[c] / g.gy) + 1;
+      g.nx = static_cast<int64_t>((g.max_x - g.min_x) / g.gx) + 1;
+      g.ny = static_cast<int64_t>((g.max_y - g.min_y) / g.gy) + 1;
       if (g.nx * g.ny <= 4 * count[c] + 64) break;
       g.gx *= 2.0;
       g.gy *= 2.0;
