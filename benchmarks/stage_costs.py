@@ -93,9 +93,8 @@ def main(argv=None) -> int:
         o_hwc = _core.crop_windows(img, refined, ONET_SIZE, torch.get_num_threads())
         r_in, o_in = nchw(r_hwc), nchw(o_hwc)
 
-        def pnet_all():
-            with torch.inference_mode():
-                return [det.pnet(nchw(l[None])) for l in levels]
+        def pnet_all():  # as the detector runs it: large levels in bands (detector._pnet)
+            return [det._pnet(level) for level in levels]
 
         t_pyr = median_ms(lambda: _core.pyramid(img, scales, torch.get_num_threads()), args.repeat)
         t_pnet = median_ms(pnet_all, args.repeat)

@@ -125,3 +125,49 @@ def test_bfloat16_on_the_cpu_finds_the_same_face(astronaut, detector):
     assert np.abs(got.landmarks - want.landmarks).max() < 3.0
     assert abs(float(got.scores[0]) - float(want.scores[0])) < 0.01
     assert got.boxes.dtype == np.float32 and "bfloat16" in repr(bf)
+
+
+def _pnet_cases(astronaut):
+    """Pyramid levels of several shapes: even and odd heights (the last band's pooling rounds
+    up), widths that give bands of various heights, a level only a little taller than a band."""
+    from mtcnn_fast import _core
+
+    frames = [astronaut, np.ascontiguousarray(np.tile(astronaut, (2, 3, 1))[:701, :1003]),
+              np.ascontiguousarray(astronaut[:97, :333])]
+    for frame in frames:
+        h, w = frame.shape[:2]
+        scales = _core.pyramid_scales(h, w, 20.0, 0.709)
+        yield from _core.pyramid(frame, scales[:3], 1)
+
+
+@pytest.mark.exactness
+def test_pnet_in_bands_gives_the_whole_levels_numbers(astronaut, monkeypatch):
+    """P-Net runs a large level in bands of output rows (its activations stay near
+    ACTIVATION_BYTES). Forced here to bands of 16 and 48 rows: at one thread every band boundary
+    and the last, shorter band give exactly the numbers of one pass over the whole level (bands
+    of 3, 7 or 20 rows changed the last bit of a few face probabilities: see PNET_BAND_ROWS). At
+    two threads the box offsets are still exact and a probability moves by at most two units in
+    the last place (a whole level's move by one between one and two threads)."""
+    det = FaceDetector(device="cpu")
+    levels = list(_pnet_cases(astronaut))
+    assert max(level.shape[0] for level in levels) > 2 * 48 * 3  # several bands of 48 rows too
+    monkeypatch.setattr(detector_module, "ACTIVATION_BYTES", 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            whole = [[out[0] for out in det._run(det.pnet, level[None])] for level in levels]
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for rows in (16, 48):
+                monkeypatch.setattr(detector_module, "PNET_BAND_ROWS", rows)
+                for level, (prob, reg) in zip(levels, whole):
+                    got = det._pnet(level)
+                    assert got[0].shape == prob.shape and got[1].shape == reg.shape
+                    np.testing.assert_array_equal(got[1], reg)
+                    if threads == 1:
+                        np.testing.assert_array_equal(got[0], prob)
+                    else:
+                        np.testing.assert_array_max_ulp(got[0], prob, maxulp=2)
+    finally:
+        torch.set_num_threads(before)

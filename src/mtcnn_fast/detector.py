@@ -49,15 +49,30 @@ PRESETS = {
 RNET_SIZE = 24
 ONET_SIZE = 48
 # Batches: frames whose R-Net and O-Net windows share a forward pass. R-Net and O-Net run in
-# chunks of CHUNK_ROWS windows (per input size): chunks keep a pass's activations in the CPU's
-# caches (measured on this project's 2-core AMD EPYC, 3,098 R-Net windows take 2.7x less time in
-# chunks of 128 than in one pass, 365 O-Net windows 2.4x less in chunks of 32;
-# benchmarks/README.md). A window's outputs do not depend on the batch, chunk or position it
-# runs in: every layer runs on oneDNN's convolution on the CPU (nets.OneDNNConv2d).
+# chunks of CHUNK_ROWS windows (per input size) and P-Net on bands of a level's rows: a chunk's or
+# band's activations stay near ACTIVATION_BYTES, so they stay in the CPU's caches and the C heap
+# never has to grow for them. Whole-level passes and chunks of 128 R-Net windows (6.9 MB per
+# activation) made each detection allocate, free and fault in again 14 to 52 MB of activations
+# (640x480 to 1920x1080: 3,400 to 13,000 page faults per frame) unless glibc was told to keep
+# freed memory (keep_freed_memory); in bands and small chunks none of that happens and the
+# default allocator is as fast as the kept memory was (benchmarks/README.md, issue #18). On the
+# CPU a window's outputs do not depend on the batch, chunk or position it runs in: every layer
+# runs on oneDNN's convolution (nets.OneDNNConv2d). CUDA keeps larger passes (its caching
+# allocator keeps its memory; small passes only add kernel launches).
 BATCH_FRAMES = 16
-CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
-# Crops are cut for at most this many bytes of windows at a time (in whole chunks): 2,432 R-Net
-# or 576 O-Net windows, more than a photo gives at the default settings (about 400 and 50).
+ACTIVATION_BYTES = 2 << 20
+# R-Net's first activation is 28 x 22 x 22 floats (54 KB) per window, O-Net's 32 x 46 x 46 (271 KB).
+CHUNK_ROWS = {RNET_SIZE: 32, ONET_SIZE: 8}
+CUDA_CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
+# P-Net's bands: a multiple of this many output rows (a band recomputes 8 rows of its first
+# layer and 2 of its second where it meets the next one: 3% more work at 16 rows). torch's
+# softmax takes its face probabilities 16 values at a time (an AVX-512 vector; 8 with AVX2)
+# and the last few of a map another way, which differs in the last bit; bands of a multiple of
+# 16 rows start on that grid, so at one thread they give exactly the bits of one pass over the
+# whole level. At more threads torch splits the softmax elsewhere and a few probabilities move
+# by up to two units in the last place (a whole level's move by one between 1 and 2 threads);
+# the box offsets never change.
+PNET_BAND_ROWS = 16
 CROP_BYTES = 16 << 20
 # Refused up front: closer to 1, a photo's pyramid needs hundreds of levels (0.99: 317 for a
 # 640 x 480 frame at min face 20), and beyond about 0.9935 even frames the size limit admits can
@@ -421,7 +436,7 @@ class FaceDetector:
             return [None] * len(imgs)
         ends = np.cumsum(counts)
         starts = ends - counts
-        rows = CHUNK_ROWS[size]
+        rows = (CHUNK_ROWS if self.device.type == "cpu" else CUDA_CHUNK_ROWS)[size]
         group = max(1, CROP_BYTES // (size * size * 3 * 4 * rows)) * rows
         parts = []
         for first in range(0, total, group):
@@ -442,8 +457,8 @@ class FaceDetector:
         levels = ops.pyramid(img, scales, torch.get_num_threads())
         found_boxes, found_scores, found_reg = [], [], []
         for scale, level in zip(scales, levels):
-            prob, reg = self._run(self.pnet, level[None])
-            windows = ops.generate_windows(prob[0], reg[0], scale, self.thresholds[0])
+            prob, reg = self._pnet(level)
+            windows = ops.generate_windows(prob, reg, scale, self.thresholds[0])
             boxes, scores, offsets = finite_rows(*windows)
             keep = ops.nms(boxes, scores, self.nms_thresholds[0], "union")
             found_boxes.append(boxes[keep])
@@ -457,6 +472,29 @@ class FaceDetector:
         keep = ops.nms(boxes, scores, self.nms_thresholds[1], "union")
         boxes = ops.calibrate(boxes[keep], offsets[keep], False)
         return ops.square(boxes)
+
+    def _pnet(self, level: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """P-Net over one (H, W, 3) level: face probabilities (H', W') and box offsets (4, H', W').
+        On the CPU a level whose first activation (10 channels of (H - 2) x (W - 2)) would
+        exceed ACTIVATION_BYTES runs in bands of output rows: output rows [a, b) need input rows
+        [2a, 2b + 10), so the bands overlap by 10 input rows and the max pooling's windows stay
+        aligned (they start on even rows); the last band ends with the level, whose pooling
+        rounds up as the whole level's does. The band height (a multiple of PNET_BAND_ROWS)
+        depends only on the level's width (see PNET_BAND_ROWS on the numbers)."""
+        h, w = level.shape[:2]
+        out_rows = (h - 1) // 2 - 4  # conv 3x3, pool 2x2 (ceil), conv 3x3, conv 3x3
+        per_row = 80 * (w - 2)  # 2 rows of the first activation, 10 channels of 4 bytes
+        band = max(1, ACTIVATION_BYTES // per_row // PNET_BAND_ROWS) * PNET_BAND_ROWS
+        if self.device.type != "cpu" or band >= out_rows:
+            prob, reg = self._run(self.pnet, level[None])
+            return prob[0], reg[0]
+        probs, regs = [], []
+        for a in range(0, out_rows, band):
+            b = min(a + band, out_rows)
+            prob, reg = self._run(self.pnet, level[None, 2 * a : h if b == out_rows else 2 * b + 10])
+            probs.append(prob[0])
+            regs.append(reg[0])
+        return np.concatenate(probs), np.concatenate(regs, axis=1)
 
     def refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """R-Net on 24x24 crops: the windows that pass, regressed, squared and truncated."""
