@@ -152,52 +152,88 @@ Corners make_corners(double start, double step, int64_t n, int64_t limit) {
 
 // The integral of the source up to a point is bilinear between the table's entries, so each
 // output cell is four interpolated lookups: ((c11 - c10) - (c01 - c00)) / cell area. The
-// arithmetic (double) and its order are the specification (see _reference._area).
-template <class T>
-void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy, int64_t in_h,
-               int64_t in_w, int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
-  const double sx = static_cast<double>(in_w) / static_cast<double>(out_w);
-  const double sy = static_cast<double>(in_h) / static_cast<double>(out_h);
-  const double inv_cell = 1.0 / (sx * sy);
-  const Corners cx = make_corners(ox, sx, out_w, cols);
-  const Corners cy = make_corners(oy, sy, out_h, rows);
-  const int64_t stride = (cols + 1) * 3;
-  const int64_t n = (out_w + 1) * 3;
-  std::vector<int64_t> at(n);
-  std::vector<double> fx(n), gx(n);
-  for (int64_t k = 0; k <= out_w; ++k) {
-    for (int c = 0; c < 3; ++c) {
-      at[3 * k + c] = 3 * cx.i[k] + c;
-      fx[3 * k + c] = cx.f[k];
-      gx[3 * k + c] = 1.0 - cx.f[k];
+// arithmetic (double) and its order are the specification (see _reference._area). An output row
+// y is made from the corner rows y and y + 1; corner row r blends table rows cy.i[r] and
+// cy.i[r] + 1 (both interpolated at the corner columns) with weight cy.f[r]. cy.i never
+// decreases with r, so the corner rows can be made from a whole table (area_from) or from table
+// rows passing by in order (the pyramid's sweep), with the same numbers.
+struct AreaCells {
+  AreaCells(int64_t rows, int64_t cols, double ox, double oy, int64_t in_h, int64_t in_w,
+            int64_t out_h, int64_t out_w)
+      : sx(static_cast<double>(in_w) / static_cast<double>(out_w)),
+        sy(static_cast<double>(in_h) / static_cast<double>(out_h)),
+        inv_cell(1.0 / (sx * sy)),
+        cy(make_corners(oy, sy, out_h, rows)),
+        n((out_w + 1) * 3),
+        m(out_w * 3),
+        at(n),
+        fx(n),
+        gx(n) {
+    const Corners cx = make_corners(ox, sx, out_w, cols);
+    for (int64_t k = 0; k <= out_w; ++k) {
+      for (int c = 0; c < 3; ++c) {
+        at[3 * k + c] = 3 * cx.i[k] + c;
+        fx[3 * k + c] = cx.f[k];
+        gx[3 * k + c] = 1.0 - cx.f[k];
+      }
     }
   }
-  // Table row y interpolated at the corner columns.
-  auto columns = [&](int64_t y, double* d) {
-    const T* a = table + y * stride;
+
+  // A table row ((cols + 1) x 3 entries) interpolated at the corner columns into d (n values).
+  template <class T>
+  void columns(const T* a, double* d) const {
     for (int64_t j = 0; j < n; ++j)
       d[j] = static_cast<double>(a[at[j]]) * gx[j] + static_cast<double>(a[at[j] + 3]) * fx[j];
-  };
-  TwoRows<double> cache(n);
-  std::vector<double> prev(n), cur(n);
-  auto corner_row = [&](int64_t r, double* dst) {
+  }
+
+  // Corner row r from its two interpolated table rows.
+  void corner(int64_t r, const double* top, const double* bottom, double* dst) const {
     const double fy = cy.f[r];
     const double gy = 1.0 - fy;
-    const double* top = cache.get(cy.i[r], -1, columns);
-    const double* bottom = cache.get(cy.i[r] + 1, cy.i[r], columns);
     for (int64_t j = 0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
-  };
-  corner_row(y0, prev.data());
-  const int64_t m = 3 * out_w;
-  for (int64_t y = y0; y < y1; ++y) {
-    corner_row(y + 1, cur.data());
-    float* o = out + y * m;
+  }
+
+  // Output row y from corner rows y (prev) and y + 1 (cur), normalised.
+  void emit(const double* prev, const double* cur, float* o) const {
     for (int64_t j = 0; j < m; ++j) {
       const double v = ((cur[j + 3] - cur[j]) - (prev[j + 3] - prev[j])) * inv_cell;
       o[j] = (static_cast<float>(v) - kMean) * kScale;
     }
+  }
+
+  double sx, sy, inv_cell;
+  Corners cy;
+  int64_t n, m;  // values per corner row ((out_w + 1) x 3) and per output row (out_w x 3)
+  std::vector<int64_t> at;
+  std::vector<double> fx, gx;
+};
+
+template <class T>
+void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy, int64_t in_h,
+               int64_t in_w, int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
+  const AreaCells a(rows, cols, ox, oy, in_h, in_w, out_h, out_w);
+  const int64_t stride = (cols + 1) * 3;
+  auto columns = [&](int64_t y, double* d) { a.columns(table + y * stride, d); };
+  TwoRows<double> cache(a.n);
+  std::vector<double> prev(a.n), cur(a.n);
+  auto corner_row = [&](int64_t r, double* dst) {
+    const double* top = cache.get(a.cy.i[r], -1, columns);
+    const double* bottom = cache.get(a.cy.i[r] + 1, a.cy.i[r], columns);
+    a.corner(r, top, bottom, dst);
+  };
+  corner_row(y0, prev.data());
+  for (int64_t y = y0; y < y1; ++y) {
+    corner_row(y + 1, cur.data());
+    a.emit(prev.data(), cur.data(), out + y * a.m);
     std::swap(prev, cur);
   }
+}
+
+// The largest entry of a table of rows x cols pixels is 255 * rows * cols: uint32 holds it
+// exactly up to about 16.8 Mpx, double beyond (every entry is an integer below 2^53, so any order
+// of the additions gives the same, exact entries).
+bool sums_fit_uint32(int64_t rows, int64_t cols) {
+  return 255.0 * static_cast<double>(rows) * static_cast<double>(cols) < 4294967295.0;
 }
 
 template <class T>
@@ -231,8 +267,7 @@ Integral make_integral(const uint8_t* img, int64_t width, int64_t x0, int64_t y0
   t.y0 = y0;
   t.rows = std::max<int64_t>(y1 - y0, 0);
   t.cols = std::max<int64_t>(x1 - x0, 0);
-  // The largest entry is 255 * rows * cols: uint32 holds it exactly up to about 16.8 Mpx.
-  if (255.0 * static_cast<double>(t.rows) * static_cast<double>(t.cols) < 4294967295.0)
+  if (sums_fit_uint32(t.rows, t.cols))
     t.small = fill_table<uint32_t>(img, width, x0, y0, t.rows, t.cols);
   else
     t.large = fill_table<double>(img, width, x0, y0, t.rows, t.cols);
@@ -254,38 +289,176 @@ void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, in
               y1, out);
 }
 
+namespace {
+
+// The pyramid's stripes: one per thread, of at least this many source rows (a stripe costs its
+// starting column sums, a few rows per level, and per level one output row made at its edge).
+constexpr int64_t kStripeRows = 32;
+
+// One level in a stripe's sweep: its corner rows [first, end) (those whose upper table row
+// cy.i[r] lies in the stripe's source rows) and the output rows between them.
+struct LevelSweep {
+  LevelSweep(const AreaCells& a, int64_t t0, int64_t t1)
+      : first(std::lower_bound(a.cy.i.begin(), a.cy.i.end(), t0) - a.cy.i.begin()),
+        next(first),
+        end(std::lower_bound(a.cy.i.begin(), a.cy.i.end(), t1) - a.cy.i.begin()),
+        lower(a.n),
+        upper(a.n),
+        prev(a.n),
+        cur(a.n),
+        head(a.n) {}
+  int64_t first, next, end;          // next: the next corner row to make
+  std::vector<double> lower, upper;  // table rows t - 1 and t interpolated (the sweep at row t)
+  std::vector<double> prev, cur;     // the last corner row made, and the one being made
+  std::vector<double> head;          // corner row `first`, for the output row above it
+};
+
+// What a stripe leaves of one level for the output rows across its edges.
+struct StripeEdge {
+  int64_t first = 0, end = 0;      // its corner rows
+  std::vector<double> head, tail;  // the first and the last of them
+};
+
+// The stripe of source rows t0 to t1 - 1: sweeps table rows t0..t1 of the frame and makes every
+// level's corner rows as their two table rows pass, and the output rows between them. `sums`
+// starts as the column sums of the rows above t0 (per interleaved position); table row t is the
+// horizontal prefix of the column sums of rows 0 to t - 1: the whole-frame table's row, exactly
+// (integers: see sums_fit_uint32), made only when some level needs it.
+template <class T>
+void sweep_stripe(const uint8_t* img, int64_t width, int64_t t0, int64_t t1, std::vector<T>& sums,
+                  const std::vector<AreaCells>& cells, float* const* out,
+                  std::vector<StripeEdge>& edges) {
+  std::vector<LevelSweep> levels;
+  for (const AreaCells& a : cells) levels.emplace_back(a, t0, t1);
+  const int64_t w3 = 3 * width;
+  std::vector<T> row(w3 + 3, T(0));  // table row t: row[3 * x + c] sums channel c left of x
+  for (int64_t t = t0; t <= t1; ++t) {
+    if (t > t0) {
+      const uint8_t* src = img + (t - 1) * w3;
+      for (int64_t j = 0; j < w3; ++j) sums[j] += static_cast<T>(src[j]);
+    }
+    bool made = false;
+    for (size_t k = 0; k < cells.size(); ++k) {
+      const AreaCells& a = cells[k];
+      LevelSweep& L = levels[k];
+      // Corner rows need table rows in order: row t serves the next corner row or none.
+      if (L.next == L.end) continue;
+      const int64_t i = a.cy.i[L.next];
+      if (i != t && i + 1 != t) continue;
+      if (!made) {
+        T run[3] = {0, 0, 0};
+        for (int64_t x = 0; x < width; ++x) {
+          for (int c = 0; c < 3; ++c) {
+            run[c] += sums[3 * x + c];
+            row[3 * (x + 1) + c] = run[c];
+          }
+        }
+        made = true;
+      }
+      // A corner row that needs row t - 1 (cy.i = t - 1) was the next one or later at the last
+      // step, so row t - 1 was made then, into `upper`.
+      std::swap(L.lower, L.upper);
+      a.columns(row.data(), L.upper.data());
+      for (; L.next < L.end && a.cy.i[L.next] + 1 == t; ++L.next) {
+        a.corner(L.next, L.lower.data(), L.upper.data(), L.cur.data());
+        if (L.next == L.first)
+          std::copy(L.cur.begin(), L.cur.end(), L.head.begin());
+        else
+          a.emit(L.prev.data(), L.cur.data(), out[k] + (L.next - 1) * a.m);
+        std::swap(L.prev, L.cur);
+      }
+    }
+  }
+  for (size_t k = 0; k < cells.size(); ++k) {
+    LevelSweep& L = levels[k];
+    edges[k].first = L.first;
+    edges[k].end = L.end;
+    if (L.first < L.end) {
+      edges[k].head = std::move(L.head);
+      edges[k].tail = std::move(L.prev);
+    }
+  }
+}
+
+// The pyramid with table entries of type T. The area-averaged levels read the frame's summed-area
+// table a row at a time, in order, so it is never stored: the frame is cut into stripes of source
+// rows, one per thread, each swept top to bottom (sweep_stripe) from its own starting point (the
+// column sums of the rows above it, made first), making the corner and output rows of every
+// level whose table rows lie in it; each level's output row across a stripe edge is made last,
+// from the two stripes' corner rows. Extra memory: a few rows of the table and of every level
+// per stripe. Every corner row is the same function of the same table rows as in area_resize, so
+// neither the stripes nor the thread count change a number.
+template <class T>
+void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
+                int64_t levels, float* const* out, int threads) {
+  std::vector<int64_t> bilinear;
+  std::vector<AreaCells> cells;
+  std::vector<float*> area_out;
+  for (int64_t l = 0; l < levels; ++l) {
+    const int64_t oh = sizes[2 * l], ow = sizes[2 * l + 1];
+    if (shrinks(height, width, oh, ow)) {
+      cells.emplace_back(height, width, 0.0, 0.0, height, width, oh, ow);
+      area_out.push_back(out[l]);
+    } else {
+      bilinear.push_back(l);
+    }
+  }
+  const int64_t stripes =
+      cells.empty() ? 0 : std::clamp<int64_t>(height / kStripeRows, 1, threads);
+  auto top = [&](int64_t s) { return height * s / stripes; };  // stripe s: rows top(s)..top(s+1)-1
+  // sums[s]: the column sums of the rows above stripe s, made in parallel over pieces of the
+  // columns (each thread reads its piece of every row above the last stripe once).
+  const int64_t w3 = 3 * width;
+  std::vector<std::vector<T>> sums(stripes, std::vector<T>(w3, T(0)));
+  if (stripes > 1) {
+    const int64_t pieces = std::min<int64_t>(threads, (w3 + 63) / 64);
+    parallel_for(pieces, 1, threads, [&](int64_t p) {
+      const int64_t j0 = w3 * p / pieces, j1 = w3 * (p + 1) / pieces;
+      std::vector<T> acc(j1 - j0, T(0));  // the piece's own: no cache line shared while adding
+      for (int64_t s = 1; s < stripes; ++s) {
+        for (int64_t y = top(s - 1); y < top(s); ++y) {
+          const uint8_t* src = img + y * w3 + j0;
+          for (int64_t j = 0; j < j1 - j0; ++j) acc[j] += static_cast<T>(src[j]);
+        }
+        std::copy(acc.begin(), acc.end(), sums[s].begin() + j0);
+      }
+    });
+  }
+  // Tasks: the bilinear levels whole (rare: only when the smallest face asked for is under
+  // 12 px), then the stripes.
+  std::vector<std::vector<StripeEdge>> edges(stripes, std::vector<StripeEdge>(cells.size()));
+  const int64_t nb = static_cast<int64_t>(bilinear.size());
+  parallel_for(nb + stripes, 1, threads, [&](int64_t task) {
+    if (task < nb) {
+      const int64_t l = bilinear[task];
+      resize_normalize(img, height, width, sizes[2 * l], sizes[2 * l + 1], out[l]);
+      return;
+    }
+    const int64_t s = task - nb;
+    sweep_stripe(img, width, top(s), top(s + 1), sums[s], cells, area_out.data(), edges[s]);
+  });
+  // Each level's output rows across stripe edges: the last corner row of a stripe and the first
+  // of the next stripe that has any.
+  for (size_t k = 0; k < cells.size(); ++k) {
+    const StripeEdge* above = nullptr;
+    for (int64_t s = 0; s < stripes; ++s) {
+      const StripeEdge& e = edges[s][k];
+      if (e.first == e.end) continue;
+      if (above)
+        cells[k].emit(above->tail.data(), e.head.data(), area_out[k] + (e.first - 1) * cells[k].m);
+      above = &e;
+    }
+  }
+}
+
+}  // namespace
+
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out, int threads) {
-  // Tasks: bands of output rows of the area-averaged levels (whole levels on one thread: a band
-  // boundary costs one more row of table lookups), whole levels for the bilinear ones (rare:
-  // only when the smallest face asked for is under 12 px).
-  struct Task {
-    int64_t level, y0, y1;
-    bool area;
-  };
-  const int64_t band = threads > 1 ? 32 : INT64_MAX;
-  std::vector<Task> tasks;
-  bool any_area = false;
-  for (int64_t l = 0; l < levels; ++l) {
-    const int64_t oh = sizes[2 * l];
-    const bool area = shrinks(height, width, oh, sizes[2 * l + 1]);
-    any_area |= area;
-    if (!area) {
-      tasks.push_back({l, 0, oh, false});
-      continue;
-    }
-    for (int64_t y = 0; y < oh; y += band) tasks.push_back({l, y, y + std::min(oh - y, band), true});
-  }
-  Integral table;  // one for every level that shrinks the image
-  if (any_area) table = make_integral(img, width, 0, 0, width, height);
-  parallel_for(static_cast<int64_t>(tasks.size()), 1, threads, [&](int64_t i) {
-    const Task& t = tasks[i];
-    const int64_t oh = sizes[2 * t.level], ow = sizes[2 * t.level + 1];
-    if (t.area)
-      area_resize(table, 0, 0, height, width, oh, ow, t.y0, t.y1, out[t.level]);
-    else
-      resize_normalize(img, height, width, oh, ow, out[t.level]);
-  });
+  if (sums_fit_uint32(height, width))
+    pyramid_of<uint32_t>(img, height, width, sizes, levels, out, threads);
+  else
+    pyramid_of<double>(img, height, width, sizes, levels, out, threads);
 }
 
 std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_face, double factor) {

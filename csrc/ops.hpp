@@ -23,7 +23,8 @@ void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t
 
 // Area-averaged resizes (the kernel whenever a resize shrinks both sides, see shrinks()) read a
 // summed-area table of the image region they cover: entry (y, x) sums the pixels above and left
-// of it, per channel, exactly (uint32 while it cannot overflow, else double).
+// of it, per channel, exactly (uint32 while it cannot overflow, else double). The crops store
+// one; the pyramid makes the frame's a row at a time (see pyramid).
 struct Integral {
   int64_t x0 = 0, y0 = 0, rows = 0, cols = 0;  // the region, in image pixels
   std::unique_ptr<uint32_t[]> small;  // (rows + 1) x (cols + 1) x 3, row-major
@@ -45,9 +46,12 @@ inline bool shrinks(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w) {
 void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
                  int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out);
 
-// The pyramid: level l, sizes[2l] x sizes[2l + 1], into out[l] (area averages from one shared
-// summed-area table when the level is smaller than the image, bilinear otherwise). With OpenMP,
-// bands of rows run on `threads` OpenMP threads (the runtime torch uses, so the same workers);
+// The pyramid: level l, sizes[2l] x sizes[2l + 1], into out[l] (area averages when the level is
+// smaller than the image, bilinear otherwise). The area averages are area_resize's numbers from
+// the whole frame's summed-area table, but the table is never stored: its rows are made top to
+// bottom and every level takes the ones it needs as they pass (extra memory: a few rows of the
+// table and of each level per thread, not 12 or 24 bytes per pixel). With OpenMP, stripes of the
+// frame's rows run on `threads` OpenMP threads (the runtime torch uses, so the same workers);
 // the numbers do not depend on how many.
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out, int threads);

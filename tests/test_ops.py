@@ -87,8 +87,8 @@ def test_pyramid_matches_reference(img, scales):
 
 @pytest.mark.exactness
 def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
-    """The core shares bands of pyramid rows and crop windows out among exactly `threads` OpenMP
-    threads; every count gives the same numbers, equal to the twin's."""
+    """The core shares stripes of the frame's rows (pyramid) and crop windows out among exactly
+    `threads` OpenMP threads; every count gives the same numbers, equal to the twin's."""
     img = np.ascontiguousarray(np.tile(astronaut, (2, 3, 1)))[:1000]
     scales = _core.pyramid_scales(img.shape[0], img.shape[1], 20.0, 0.709)
     rng = np.random.default_rng(3)
@@ -102,6 +102,46 @@ def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
             same(got, want)
         for size, want in want_crops.items():
             same(_core.crop_windows(img, boxes, size, threads), want)
+
+
+@pytest.mark.exactness
+@pytest.mark.parametrize(
+    "h, w, min_face, factor",
+    [
+        (333, 517, 12.0, 0.9),  # many levels (35)
+        (97, 131, 5.0, 0.709),  # odd sides; min face under 12: the first levels are bilinear
+        (1001, 45, 12.0, 0.9),  # tall and thin: up to 31 stripes
+        (64, 1000, 8.0, 0.8),  # wide and flat: at most 2 stripes
+    ],
+)
+def test_pyramid_matches_reference_for_every_thread_count(h, w, min_face, factor):
+    """The core makes the area-averaged levels in stripes of the frame's rows (one per thread, of
+    at least 32 rows), each sweeping the summed-area table's rows from the top of the frame
+    without storing the table; a level's output row across a stripe edge comes from two stripes.
+    Every thread count gives the twin's numbers."""
+    img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    scales = _core.pyramid_scales(h, w, min_face, factor) + [1.0, 0.999, 0.05]
+    bilinear = [s for s in scales if s > 1.0]
+    assert len(scales) >= 8 and (bool(bilinear) == (min_face < 12))
+    want = _reference.pyramid(img, scales)
+    for threads in (1, 2, 3, 7, 32):
+        got = _core.pyramid(img, scales, threads)
+        assert len(got) == len(want)
+        for g, w_ in zip(got, want):
+            same(g, w_)
+
+
+@given(
+    st.integers(1, 260),
+    st.integers(1, 90),
+    st.integers(0, 2**32 - 1),
+    st.lists(st.floats(0.02, 1.5), min_size=1, max_size=5),
+    st.integers(1, 9),
+)
+def test_pyramid_in_stripes_matches_reference(h, w, seed, scales, threads):
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for g, w_ in zip(_core.pyramid(img, scales, threads), _reference.pyramid(img, scales)):
+        same(g, w_)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
@@ -154,11 +194,15 @@ def test_area_average_of_exact_blocks():
 
 
 def test_area_resize_on_a_picture_too_large_for_32_bit_sums():
-    """Over 16.8 Mpx the core's summed-area table switches from uint32 to double: same results."""
+    """Over 16.8 Mpx the core's summed-area sums switch from uint32 to double: same results (the
+    pyramid's in stripes too)."""
     rng = np.random.default_rng(0)
     img = rng.integers(200, 256, (4100, 4200, 3), dtype=np.uint8)
-    scales = [0.011]
-    same(_core.pyramid(img, scales)[0], _reference.pyramid(img, scales)[0])
+    scales = [0.011, 0.0043]
+    want = _reference.pyramid(img, scales)
+    for threads in (1, 3):
+        for got, w_ in zip(_core.pyramid(img, scales, threads), want):
+            same(got, w_)
     boxes = np.array([[1, 1, 4200, 4100], [4000, 3900, 4300, 4200]], np.float32)
     same(_core.crop_windows(img, boxes, 24), _reference.crop_windows(img, boxes, 24))
 
