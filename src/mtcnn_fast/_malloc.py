@@ -1,13 +1,14 @@
 """The C heap between frames (glibc only): keep freed memory (opt-in) or hand it back.
 
-A detection allocates buffers of several MB to hundreds of MB (pyramid levels, the summed-area
-table, activations of P-Net and of the R-Net / O-Net chunks) and frees them before the next
-frame. By default glibc serves every block larger than its adaptive mmap threshold (at most
-32 MB) with a fresh mmap and returns it to the system on free, and trims the top of the heap once
-more than twice that threshold lies free there; the next frame then faults the same memory in
-again, page by page. On the 2-core development machine keeping the memory made detections up to
-1.2x faster at 1 thread on 640x480 to 1920x1080 frames and 1.6x on 3840x2160 ones
-(benchmarks/README.md).
+A detection allocates buffers (pyramid levels, activations of P-Net's bands and of the R-Net /
+O-Net chunks, each near detector.ACTIVATION_BYTES) and frees them before the next frame. By
+default glibc serves every block larger than its adaptive mmap threshold (at most 32 MB) with a
+fresh mmap and returns it to the system on free, and trims the top of the heap once more than
+twice that threshold lies free there; the next frame then faults the same memory in again, page
+by page. When whole pyramid levels and chunks of 128 windows ran at once (activations up to 30
+MB), keeping the memory made detections up to 1.2x faster at 1 thread on 640x480 to 1920x1080
+frames; with the bands and chunks most frames of one size reuse their memory without it
+(benchmarks/README.md, "Frames of one size without keep_freed_memory").
 
 keep_freed_memory() (``FaceDetector(keep_freed_memory=True)``, off by default: it is a setting of
 the whole process) raises both thresholds to KEEP_BYTES, the way an arena allocator (ONNX

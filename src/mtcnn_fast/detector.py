@@ -48,21 +48,25 @@ PRESETS = {
 }
 RNET_SIZE = 24
 ONET_SIZE = 48
-# Batches: frames whose R-Net and O-Net windows share a forward pass. R-Net and O-Net run in
-# chunks of CHUNK_ROWS windows (per input size) and P-Net on bands of a level's rows: a chunk's or
-# band's activations stay near ACTIVATION_BYTES, so they stay in the CPU's caches and the C heap
-# never has to grow for them. Whole-level passes and chunks of 128 R-Net windows (6.9 MB per
-# activation) made each detection allocate, free and fault in again 14 to 52 MB of activations
-# (640x480 to 1920x1080: 3,400 to 13,000 page faults per frame) unless glibc was told to keep
-# freed memory (keep_freed_memory); in bands and small chunks none of that happens and the
-# default allocator is as fast as the kept memory was (benchmarks/README.md, issue #18). On the
-# CPU a window's outputs do not depend on the batch, chunk or position it runs in: every layer
-# runs on oneDNN's convolution (nets.OneDNNConv2d). CUDA keeps larger passes (its caching
-# allocator keeps its memory; small passes only add kernel launches).
+# Batches: frames whose R-Net and O-Net windows share a forward pass. On the CPU R-Net and O-Net
+# run in chunks of CHUNK_ROWS windows (per input size) and P-Net on bands of a level's rows, so
+# that a pass's largest activation stays near ACTIVATION_BYTES: R-Net's first one is 28 x 22 x 22
+# floats (54 KB) per window, 3.5 MB per chunk; O-Net's 32 x 46 x 46 (271 KB), 4.3 MB per chunk.
+# Whole-level passes and chunks of 128 R-Net windows (6.9 MB; P-Net's first activation on a
+# 1920x1080 frame is 30 MB) made every detection allocate, free and fault in again 14 to 52 MB
+# under glibc's default settings (640x480 to 1920x1080: 3,400 to 13,000 page faults per frame,
+# 7 to 30 ms of system time) unless keep_freed_memory raised glibc's thresholds; now the heap
+# serves each frame from the memory the previous one freed (1280x720, 1920x1080: tens to
+# hundreds of page faults per frame; a small frame whose peak sits just above glibc's adaptive
+# trim threshold can still fault, as one 640x480 frame did: benchmarks/README.md, issue #18).
+# Smaller passes would fault less but cost more: every network call has a fixed cost (R-Net on
+# one window 0.75 ms, O-Net 1.5 ms). A window's outputs do not depend on the batch, chunk or
+# position it runs in: on the CPU every layer runs on oneDNN's convolution (nets.OneDNNConv2d).
+# CUDA keeps its larger passes (its caching allocator keeps its memory; smaller passes would
+# only add kernel launches).
 BATCH_FRAMES = 16
-ACTIVATION_BYTES = 2 << 20
-# R-Net's first activation is 28 x 22 x 22 floats (54 KB) per window, O-Net's 32 x 46 x 46 (271 KB).
-CHUNK_ROWS = {RNET_SIZE: 32, ONET_SIZE: 8}
+ACTIVATION_BYTES = 4 << 20
+CHUNK_ROWS = {RNET_SIZE: 64, ONET_SIZE: 16}
 CUDA_CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
 # P-Net's bands: a multiple of this many output rows (a band recomputes 8 rows of its first
 # layer and 2 of its second where it meets the next one: 3% more work at 16 rows). torch's
@@ -73,6 +77,8 @@ CUDA_CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
 # by up to two units in the last place (a whole level's move by one between 1 and 2 threads);
 # the box offsets never change.
 PNET_BAND_ROWS = 16
+# Crops are cut for at most this many bytes of windows at a time (in whole chunks): 2,368 R-Net
+# or 592 O-Net windows, more than a photo gives at the default settings (about 400 and 50).
 CROP_BYTES = 16 << 20
 # Refused up front: closer to 1, a photo's pyramid needs hundreds of levels (0.99: 317 for a
 # 640 x 480 frame at min face 20), and beyond about 0.9935 even frames the size limit admits can
@@ -198,9 +204,11 @@ class FaceDetector:
         keep_freed_memory: opt-in (default False), a setting of the whole process: under glibc,
             raise the allocator's mmap and trim thresholds (once per process, unless the
             environment sets them) so that each frame reuses the memory the previous one freed
-            instead of faulting it in again from the system (about 1.1x to 1.3x faster at 1
-            thread on frames of one size, 640x480 to 1920x1080; more on 4K), at the price of a resident size that stays near its peak and,
-            fed frames of ever new sizes, keeps growing (``mtcnn_fast._malloc``,
+            instead of faulting it in again from the system. The detector's bands and chunks
+            (ACTIVATION_BYTES) already give most frames of one size that without it (1280x720
+            and 1920x1080 measured as fast by default); some small frames still fault per frame
+            (a 640x480 one: 4,200 pages). The price: a resident size that stays near its peak
+            and, fed frames of ever new sizes, keeps growing (``mtcnn_fast._malloc``,
             benchmarks/README.md).
         trim_memory: after a call on frames of another size than the previous call's, hand the
             free pages of the C heap back to the system (glibc's ``malloc_trim``; default True),
