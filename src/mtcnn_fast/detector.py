@@ -434,25 +434,34 @@ class FaceDetector:
         """`net` over the size x size crops of every frame's windows, in chunks of
         CHUNK_ROWS[size] windows that run across frames; the outputs split back per frame (None
         for a frame without windows). Crops are cut for up to CROP_BYTES of windows at a time
-        (every window of a photo at the default settings in one cut: each cut builds its own
-        summed-area table), so a flood of windows (a P-Net threshold near 0: 10^5 windows on a
-        1920x1080 frame) needs that much memory for its crops, not all of them at once."""
+        (every window of a photo at the default settings in one cut), so a flood of windows (a
+        P-Net threshold near 0: 10^5 windows on a 1920x1080 frame) needs that much memory for
+        its crops, not all of them at once. Each cut builds a summed-area table of the region
+        its windows cover, and where that region starts enters the crops' last bits; so a
+        frame's windows are cut in groups counted from its own first window, never together
+        with another frame's, and a frame gives the same crops alone and in any batch."""
         threads = torch.get_num_threads()
         counts = [len(b) for b in boxes]
-        total = sum(counts)
-        if not total:
+        if not sum(counts):
             return [None] * len(imgs)
-        ends = np.cumsum(counts)
-        starts = ends - counts
         rows = (CHUNK_ROWS if self.device.type == "cpu" else CUDA_CHUNK_ROWS)[size]
         group = max(1, CROP_BYTES // (size * size * 3 * 4 * rows)) * rows
-        parts = []
-        for first in range(0, total, group):
-            last = min(first + group, total)
-            crops = [self._ops.crop_windows(img, b[max(first - s0, 0) : min(last, e) - s0], size, threads)
-                     for img, b, s0, e in zip(imgs, boxes, starts, ends) if s0 < last and e > first and len(b)]
-            parts.append(self._run(net, crops[0] if len(crops) == 1 else np.concatenate(crops), rows))
+        parts: List[list] = []
+        pending: List[np.ndarray] = []
+
+        def run_pending() -> None:
+            parts.append(self._run(net, pending[0] if len(pending) == 1 else np.concatenate(pending), rows))
+            pending.clear()
+
+        for img, b in zip(imgs, boxes):
+            for first in range(0, len(b), group):
+                cut = b[first : first + group]
+                if pending and sum(map(len, pending)) + len(cut) > group:
+                    run_pending()
+                pending.append(self._ops.crop_windows(img, cut, size, threads))
+        run_pending()
         outs = parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
+        ends = np.cumsum(counts)
         return [[o[e - n : e] for o in outs] if n else None for n, e in zip(counts, ends)]
 
     def propose(self, img: np.ndarray) -> np.ndarray:
