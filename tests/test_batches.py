@@ -127,7 +127,6 @@ def test_bfloat16_on_the_cpu_finds_the_same_face(astronaut, detector):
     assert got.boxes.dtype == np.float32 and "bfloat16" in repr(bf)
 
 
-
 class _CutRecorder:
     """The detector's core ops, recording every crop cut: (frame shape, crop size, windows)."""
 
@@ -176,6 +175,7 @@ def test_a_frames_windows_are_cut_in_the_same_groups_alone_and_in_a_batch(astron
         assert size_a == size_b
         np.testing.assert_array_equal(a, b)
     assert_same(batch[1], alone)
+
 
 def _pnet_cases(astronaut):
     """Pyramid levels of several shapes: even and odd heights (the last band's pooling rounds

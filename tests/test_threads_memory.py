@@ -172,13 +172,20 @@ print(json.dumps(out))
 """
 
 
+def env_without_malloc_settings() -> dict:
+    """This process's environment less glibc's malloc settings (the detector's default path is
+    what these tests measure)."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+
+
 def soak_rss(frames: int, **detector_args):
     import json
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env = env_without_malloc_settings()
     out = subprocess.run([sys.executable, "-c", SOAK, json.dumps(detector_args), str(frames)],
                          env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr
@@ -253,11 +260,10 @@ def test_frames_of_one_size_reuse_their_memory_with_the_default_allocator(thread
     R-Net / O-Net chunks keep each activation near ACTIVATION_BYTES. With whole-level passes and
     chunks of 128 windows every frame faulted in about 6,400 pages (25 MB; ~13 ms of system time)
     unless keep_freed_memory raised glibc's thresholds; now a few hundred. Bound: 1,500 pages."""
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env = env_without_malloc_settings()
     out = subprocess.run([sys.executable, "-c", FAULTS, str(threads)], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
