@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ops.hpp"
+#include "rows.hpp"
 
 namespace py = pybind11;
 
@@ -306,4 +307,14 @@ PYBIND11_MODULE(_core, m) {
         "Box regression with w = x2 - x1 (+ 1 when plus_one).");
   m.def("square", &square, py::arg("boxes"),
         "Squares boxes about their centres (side = max(w, h)) and truncates toward zero.");
+  m.def(
+      "_vector_kernels",
+      [](py::object enable) {
+        if (!enable.is_none()) return mtcnn::rowops::set_vector_kernels(enable.cast<bool>());
+        return mtcnn::rowops::vector_kernels();
+      },
+      py::arg("enable") = py::none(),
+      "For tests: whether the area resizes' row loops run as AVX2 code (the CPU has it); with\n"
+      "enable=False the plain loops run (same numbers), enable=True the CPU's best again.\n"
+      "Process-wide: not for use while other threads run the core.");
 }

@@ -1,7 +1,8 @@
 // The numeric core of mtcnn-fast: plain C++17 on raw buffers, no Python, no torch.
 // Every function here has a NumPy twin in src/mtcnn_fast/_reference.py that specifies it;
 // the two are kept bit-identical (float32 arithmetic in the same order, built with
-// -ffp-contract=off so the compiler fuses nothing).
+// -ffp-contract=off so the compiler fuses nothing). The area resizes' row loops (rows.hpp) also
+// run as AVX2 code where the CPU has it, with the same arithmetic per value.
 #pragma once
 #include <cstddef>
 #include <cstdint>

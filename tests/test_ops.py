@@ -1,6 +1,7 @@
 """Every C++ op equals its NumPy twin (the specification) bit for bit, on random and edge-case
 inputs, and both reject bad arguments with the same exception type."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -42,6 +43,30 @@ def same(a, b):
     assert np.array_equal(a, b), np.abs(a.astype(np.float64) - b).max()
 
 
+def cpu_has_avx2():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx2" in line for line in f)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def row_kernels(vector):
+    """The area resizes' row loops as AVX2 code (vector=True, where the CPU has it) or plain."""
+    before = _core._vector_kernels()
+    try:
+        assert _core._vector_kernels(vector) == (vector and before)
+        yield
+    finally:
+        _core._vector_kernels(before)
+
+
+def kernel_modes():
+    """Every version of the row loops this CPU can run: the vector one first, then the plain."""
+    return [True, False] if _core._vector_kernels() else [False]
+
+
 # --- pyramid -------------------------------------------------------------------------------
 
 
@@ -77,12 +102,30 @@ def test_pyramid_scales_refuse_a_first_level_too_large_for_memory():
 
 @given(images, st.lists(st.floats(0.05, 3.0), min_size=0, max_size=4))
 def test_pyramid_matches_reference(img, scales):
-    got = _core.pyramid(img, scales)
     want = _reference.pyramid(img, scales)
-    assert len(got) == len(want) == len(scales)
-    for g, w_, s in zip(got, want, scales):
-        assert g.shape == (int(np.ceil(img.shape[0] * s)), int(np.ceil(img.shape[1] * s)), 3)
-        same(g, w_)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            got = _core.pyramid(img, scales)
+        assert len(got) == len(want) == len(scales)
+        for g, w_, s in zip(got, want, scales):
+            assert g.shape == (int(np.ceil(img.shape[0] * s)), int(np.ceil(img.shape[1] * s)), 3)
+            same(g, w_)
+
+
+def test_the_row_loops_run_as_vector_code_where_the_cpu_has_avx2():
+    """The pyramid's and the crops' row loops have an AVX2 version (same numbers: the tests here
+    run both); a CPU with AVX2 must get it, or the speed is silently lost."""
+    has = cpu_has_avx2()
+    if has is None:
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"AVX2 is an x86-64 extension; this is {platform.machine()}")
+    assert _core._vector_kernels() == has
+    with row_kernels(False):
+        assert not _core._vector_kernels()
+    assert _core._vector_kernels() == has
 
 
 @pytest.mark.exactness
@@ -124,11 +167,13 @@ def test_pyramid_matches_reference_for_every_thread_count(h, w, min_face, factor
     bilinear = [s for s in scales if s > 1.0]
     assert len(scales) >= 8 and (bool(bilinear) == (min_face < 12))
     want = _reference.pyramid(img, scales)
-    for threads in (1, 2, 3, 7, 32):
-        got = _core.pyramid(img, scales, threads)
-        assert len(got) == len(want)
-        for g, w_ in zip(got, want):
-            same(g, w_)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            for threads in (1, 2, 3, 7, 32):
+                got = _core.pyramid(img, scales, threads)
+                assert len(got) == len(want)
+                for g, w_ in zip(got, want):
+                    same(g, w_)
 
 
 @given(
@@ -140,8 +185,12 @@ def test_pyramid_matches_reference_for_every_thread_count(h, w, min_face, factor
 )
 def test_pyramid_in_stripes_matches_reference(h, w, seed, scales, threads):
     img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    for g, w_ in zip(_core.pyramid(img, scales, threads), _reference.pyramid(img, scales)):
-        same(g, w_)
+    want = _reference.pyramid(img, scales)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            got = _core.pyramid(img, scales, threads)
+        for g, w_ in zip(got, want):
+            same(g, w_)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
@@ -200,11 +249,32 @@ def test_area_resize_on_a_picture_too_large_for_32_bit_sums():
     img = rng.integers(200, 256, (4100, 4200, 3), dtype=np.uint8)
     scales = [0.011, 0.0043]
     want = _reference.pyramid(img, scales)
-    for threads in (1, 3):
-        for got, w_ in zip(_core.pyramid(img, scales, threads), want):
-            same(got, w_)
     boxes = np.array([[1, 1, 4200, 4100], [4000, 3900, 4300, 4200]], np.float32)
-    same(_core.crop_windows(img, boxes, 24), _reference.crop_windows(img, boxes, 24))
+    want_crops = _reference.crop_windows(img, boxes, 24)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            for threads in (1, 3):
+                for got, w_ in zip(_core.pyramid(img, scales, threads), want):
+                    same(got, w_)
+            same(_core.crop_windows(img, boxes, 24), want_crops)
+
+
+def test_area_resize_with_sums_past_two_to_the_31():
+    """Between about 8.4 and 16.8 Mpx the uint32 sums pass 2^31 (the vector code converts them
+    to double by another route than below it): same results."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(235, 256, (3000, 3100, 3), dtype=np.uint8)
+    assert 235 * 3000 * 3100 > 2**31 and 255 * 3000 * 3100 < 2**32
+    scales = [0.013, 0.0061]
+    want = _reference.pyramid(img, scales)
+    boxes = np.array([[1, 1, 3100, 3000], [2900, 2800, 3200, 3100], [5, 9, 3000, 2999]], np.float32)
+    want_crops = _reference.crop_windows(img, boxes, 24)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            for threads in (1, 2):
+                for got, w_ in zip(_core.pyramid(img, scales, threads), want):
+                    same(got, w_)
+            same(_core.crop_windows(img, boxes, 24), want_crops)
 
 
 def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
@@ -223,7 +293,10 @@ def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
 
 @given(images, box_arrays(integral, 12), st.sampled_from([1, 5, 24, 48]))
 def test_crop_windows_match_reference(img, boxes, size):
-    same(_core.crop_windows(img, boxes, size), _reference.crop_windows(img, boxes, size))
+    want = _reference.crop_windows(img, boxes, size)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            same(_core.crop_windows(img, boxes, size), want)
 
 
 def test_crop_of_whole_image_at_its_size_is_the_normalised_image(astronaut):
@@ -260,7 +333,7 @@ def test_crop_zero_fills_outside_the_image(astronaut):
 
 
 @given(
-    st.tuples(st.integers(0, 12), st.integers(0, 12)).flatmap(
+    st.tuples(st.integers(0, 12), st.integers(0, 40)).flatmap(
         lambda hw: st.tuples(
             hnp.arrays(np.float32, hw, elements=st.floats(0, 1, width=32)),
             hnp.arrays(np.float32, (4,) + hw, elements=st.floats(-1, 1, width=32)),
@@ -276,6 +349,21 @@ def test_generate_windows_match_reference(maps, scale, threshold):
     for g, w_ in zip(got, want):
         same(g, w_)
     assert np.all(got[1] >= np.float32(threshold))
+
+
+def test_generate_windows_finds_rare_cells_on_wide_maps():
+    """The core tests cells 16 at a time and skips blocks that none passes: single passing cells
+    at block edges, in the last partial block and beside NaN scores are all found."""
+    rng = np.random.default_rng(5)
+    scores = rng.uniform(0, 0.5, (6, 150)).astype(np.float32)
+    for y, x in [(0, 0), (0, 15), (1, 16), (2, 31), (3, 144), (4, 149), (5, 77)]:
+        scores[y, x] = 0.61
+    scores[5, 70:74] = np.nan
+    reg = rng.uniform(-1, 1, (4, 6, 150)).astype(np.float32)
+    got = _core.generate_windows(scores, reg, 0.3, 0.6)
+    assert got[0].shape == (7, 4)
+    for g, w_ in zip(got, _reference.generate_windows(scores, reg, 0.3, 0.6)):
+        same(g, w_)
 
 
 def test_generate_windows_maps_cells_to_matlab_windows():

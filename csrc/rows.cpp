@@ -1,0 +1,293 @@
+#include "rows.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <type_traits>
+#include <climits>
+#include <cstring>
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define MTCNN_AVX2 1
+#include <immintrin.h>
+#endif
+
+namespace mtcnn {
+namespace rowops {
+
+namespace {
+
+// The plain versions: the arithmetic every version follows.
+
+template <class T>
+void interpolate_corners(const T* a, const int64_t* base, const double* g, const double* f,
+                         int64_t k0, int64_t k1, double* d) {
+  for (int64_t k = k0; k < k1; ++k) {
+    const T* p = a + base[k];
+    for (int c = 0; c < 3; ++c)
+      d[3 * k + c] = static_cast<double>(p[c]) * g[k] + static_cast<double>(p[c + 3]) * f[k];
+  }
+}
+
+void blend_plain(const double* top, const double* bottom, double gy, double fy, int64_t j0,
+                 int64_t n, double* dst) {
+  for (int64_t j = j0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
+}
+
+void cells_plain(const double* prev, const double* cur, double inv_cell, int64_t j0, int64_t m,
+                 float* o) {
+  for (int64_t j = j0; j < m; ++j) {
+    const double v = ((cur[j + 3] - cur[j]) - (prev[j + 3] - prev[j])) * inv_cell;
+    o[j] = (static_cast<float>(v) - kMean) * kScale;
+  }
+}
+
+template <class T>
+void accumulate_plain(const uint8_t* src, int64_t j0, int64_t n, T* sums) {
+  for (int64_t j = j0; j < n; ++j) sums[j] += static_cast<T>(src[j]);
+}
+
+// Pixels x0 .. width - 1 of a prefix, continuing from the running sums `run`.
+template <class T>
+void prefix_plain(const T* sums, int64_t x0, int64_t width, T* run, T* row) {
+  for (int64_t x = x0; x < width; ++x) {
+    for (int c = 0; c < 3; ++c) {
+      run[c] += sums[3 * x + c];
+      row[3 * (x + 1) + c] = run[c];
+    }
+  }
+}
+
+template <class T>
+void next_row_plain(const uint8_t* src, int64_t x0, int64_t cols, const T* up, T* run, T* cur) {
+  for (int64_t x = x0; x < cols; ++x) {
+    for (int c = 0; c < 3; ++c) {
+      run[c] += static_cast<T>(src[3 * x + c]);
+      cur[3 * (x + 1) + c] = up[3 * (x + 1) + c] + run[c];
+    }
+  }
+}
+
+#ifdef MTCNN_AVX2
+
+// The AVX2 versions. Per corner or pixel they work on four lanes, three channels and the next
+// corner's (pixel's) first value, which the next step writes again; the last corner or pixel,
+// and any whose four-lane loads would pass the end of their row, take the plain path.
+
+template <bool Biased>
+__attribute__((target("avx2"))) inline __m256d load_entries(const uint32_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (!Biased) return _mm256_cvtepi32_pd(v);
+  // Entries of 2^31 and more: x - 2^31 as int32, converted, plus 2^31 (all exact).
+  return _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(v, _mm_set1_epi32(INT_MIN))),
+                       _mm256_set1_pd(2147483648.0));
+}
+
+__attribute__((target("avx2"))) inline __m256d load_entries(const double* p) {
+  return _mm256_loadu_pd(p);
+}
+
+template <bool Biased, class T>
+__attribute__((target("avx2"))) int64_t interpolate_avx2(const T* a, int64_t len,
+                                                         const int64_t* base, const double* g,
+                                                         const double* f, int64_t count,
+                                                         double* d) {
+  int64_t k = 0;
+  for (; k + 1 < count && base[k] + 7 <= len; ++k) {
+    const T* p = a + base[k];
+    __m256d lo, hi;
+    if constexpr (std::is_same_v<T, uint32_t>) {
+      lo = load_entries<Biased>(p);
+      hi = load_entries<Biased>(p + 3);
+    } else {
+      lo = load_entries(p);
+      hi = load_entries(p + 3);
+    }
+    const __m256d v = _mm256_add_pd(_mm256_mul_pd(lo, _mm256_set1_pd(g[k])),
+                                    _mm256_mul_pd(hi, _mm256_set1_pd(f[k])));
+    _mm256_storeu_pd(d + 3 * k, v);
+  }
+  return k;
+}
+
+__attribute__((target("avx2"))) int64_t blend_avx2(const double* top, const double* bottom,
+                                                   double gy, double fy, int64_t n, double* dst) {
+  const __m256d vg = _mm256_set1_pd(gy), vf = _mm256_set1_pd(fy);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(top + j), vg),
+                                    _mm256_mul_pd(_mm256_loadu_pd(bottom + j), vf));
+    _mm256_storeu_pd(dst + j, v);
+  }
+  return j;
+}
+
+__attribute__((target("avx2"))) int64_t cells_avx2(const double* prev, const double* cur,
+                                                   double inv_cell, int64_t m, float* o) {
+  const __m256d inv = _mm256_set1_pd(inv_cell);
+  const __m128 mean = _mm_set1_ps(kMean), scale = _mm_set1_ps(kScale);
+  int64_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const __m256d c = _mm256_sub_pd(_mm256_loadu_pd(cur + j + 3), _mm256_loadu_pd(cur + j));
+    const __m256d p = _mm256_sub_pd(_mm256_loadu_pd(prev + j + 3), _mm256_loadu_pd(prev + j));
+    const __m128 v = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(c, p), inv));
+    _mm_storeu_ps(o + j, _mm_mul_ps(_mm_sub_ps(v, mean), scale));
+  }
+  return j;
+}
+
+__attribute__((target("avx2"))) int64_t accumulate_avx2(const uint8_t* src, int64_t n,
+                                                        uint32_t* sums) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j)));
+    __m256i* s = reinterpret_cast<__m256i*>(sums + j);
+    _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), px));
+  }
+  return j;
+}
+
+__attribute__((target("avx2"))) int64_t prefix_avx2(const uint32_t* sums, int64_t width,
+                                                    uint32_t* run, uint32_t* row) {
+  __m128i r = _mm_setzero_si128();
+  int64_t x = 0;
+  for (; x + 1 < width; ++x) {
+    r = _mm_add_epi32(r, _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 1)), r);
+  }
+  uint32_t lanes[4];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), r);
+  std::copy(lanes, lanes + 3, run);
+  return x;
+}
+
+__attribute__((target("avx2"))) int64_t next_row_avx2(const uint8_t* src, int64_t cols,
+                                                      const uint32_t* up, uint32_t* run,
+                                                      uint32_t* cur) {
+  __m128i r = _mm_setzero_si128();
+  int64_t x = 0;
+  for (; x + 1 < cols; ++x) {
+    int32_t bytes;
+    std::memcpy(&bytes, src + 3 * x, 4);
+    r = _mm_add_epi32(r, _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes)));
+    const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(up + 3 * (x + 1)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(cur + 3 * (x + 1)), _mm_add_epi32(u, r));
+  }
+  uint32_t lanes[4];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), r);
+  std::copy(lanes, lanes + 3, run);
+  return x;
+}
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+
+#else
+
+bool cpu_has_avx2() { return false; }
+
+#endif
+
+std::atomic<bool>& enabled() {
+  static std::atomic<bool> on{cpu_has_avx2()};
+  return on;
+}
+
+}  // namespace
+
+bool vector_kernels() { return enabled().load(std::memory_order_relaxed); }
+
+bool set_vector_kernels(bool enable) {
+  enabled().store(enable && cpu_has_avx2());
+  return vector_kernels();
+}
+
+template <class T>
+void interpolate_any(const T* a, int64_t len, const int64_t* base, const double* g,
+                     const double* f, int64_t count, double* d) {
+  int64_t k = 0;
+#ifdef MTCNN_AVX2
+  if (vector_kernels() && count > 0) {
+    if constexpr (std::is_same_v<T, uint32_t>) {
+      // Prefix sums grow along a row, so its last column holds its largest entries.
+      const uint32_t top = len >= 3 ? std::max({a[len - 3], a[len - 2], a[len - 1]}) : 0;
+      k = top <= static_cast<uint32_t>(INT_MAX)
+              ? interpolate_avx2<false>(a, len, base, g, f, count, d)
+              : interpolate_avx2<true>(a, len, base, g, f, count, d);
+    } else {
+      k = interpolate_avx2<false>(a, len, base, g, f, count, d);
+    }
+  }
+#endif
+  interpolate_corners(a, base, g, f, k, count, d);
+}
+
+void interpolate(const uint32_t* a, int64_t len, const int64_t* base, const double* g,
+                 const double* f, int64_t count, double* d) {
+  interpolate_any(a, len, base, g, f, count, d);
+}
+
+void interpolate(const double* a, int64_t len, const int64_t* base, const double* g,
+                 const double* f, int64_t count, double* d) {
+  interpolate_any(a, len, base, g, f, count, d);
+}
+
+void blend(const double* top, const double* bottom, double gy, double fy, int64_t n, double* dst) {
+  int64_t j = 0;
+#ifdef MTCNN_AVX2
+  if (vector_kernels()) j = blend_avx2(top, bottom, gy, fy, n, dst);
+#endif
+  blend_plain(top, bottom, gy, fy, j, n, dst);
+}
+
+void cells(const double* prev, const double* cur, double inv_cell, int64_t m, float* o) {
+  int64_t j = 0;
+#ifdef MTCNN_AVX2
+  if (vector_kernels()) j = cells_avx2(prev, cur, inv_cell, m, o);
+#endif
+  cells_plain(prev, cur, inv_cell, j, m, o);
+}
+
+void accumulate(const uint8_t* src, int64_t n, uint32_t* sums) {
+  int64_t j = 0;
+#ifdef MTCNN_AVX2
+  if (vector_kernels()) j = accumulate_avx2(src, n, sums);
+#endif
+  accumulate_plain(src, j, n, sums);
+}
+
+void accumulate(const uint8_t* src, int64_t n, double* sums) { accumulate_plain(src, 0, n, sums); }
+
+void prefix(const uint32_t* sums, int64_t width, uint32_t* row) {
+  uint32_t run[3] = {0, 0, 0};
+  int64_t x = 0;
+#ifdef MTCNN_AVX2
+  if (vector_kernels()) x = prefix_avx2(sums, width, run, row);
+#endif
+  prefix_plain(sums, x, width, run, row);
+}
+
+void prefix(const double* sums, int64_t width, double* row) {
+  double run[3] = {0, 0, 0};
+  prefix_plain(sums, 0, width, run, row);
+}
+
+void next_row(const uint8_t* src, int64_t cols, const uint32_t* up, uint32_t* cur) {
+  uint32_t run[3] = {0, 0, 0};
+  std::fill(cur, cur + 3, 0u);
+  int64_t x = 0;
+#ifdef MTCNN_AVX2
+  if (vector_kernels()) x = next_row_avx2(src, cols, up, run, cur);
+#endif
+  next_row_plain(src, x, cols, up, run, cur);
+}
+
+void next_row(const uint8_t* src, int64_t cols, const double* up, double* cur) {
+  double run[3] = {0, 0, 0};
+  std::fill(cur, cur + 3, 0.0);
+  next_row_plain(src, 0, cols, up, run, cur);
+}
+
+}  // namespace rowops
+}  // namespace mtcnn
