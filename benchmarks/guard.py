@@ -2,7 +2,7 @@
 relative to the calibration workload measured in the same run, against this CPU model's baseline.
 
     python benchmarks/guard.py                 # compare with this CPU's entry in benchmarks/baseline.json
-    python benchmarks/guard.py --save          # (re)write this CPU's entry from this run (others kept)
+    python benchmarks/guard.py --save          # compare, then (re)write this CPU's entry from this run (others kept)
     python benchmarks/guard.py --runs 5 --tolerance 0.3 -k detect
     python benchmarks/guard.py --cpu "my-vm-xeon"   # key the baseline by a name of your choosing
 
@@ -161,6 +161,27 @@ def torch_version() -> str:
         return "unknown"
 
 
+def compare(cpu: str, entry: dict, now: Dict[str, float], tolerance: float) -> int:
+    """Prints each benchmark's ratio against the entry's; returns the regressions beyond tolerance."""
+    base = entry["ratios"]
+    print(f"CPU {cpu!r}: baseline measured with torch {entry.get('torch', '?')}")
+    if entry.get("torch") not in (None, torch_version()):
+        print(f"note: this run uses torch {torch_version()}; another torch build moves the network "
+              "stages by itself (refresh the entry with --save if that is the change)")
+    print(f"{'benchmark':<70} {'base':>8} {'now':>8} {'change':>8}")
+    failed = 0
+    for name, r in sorted(now.items()):
+        if name not in base:
+            print(f"{name:<70} {'-':>8} {r:>8.3f}   (new)")
+            continue
+        change = r / base[name] - 1
+        flag = "  REGRESSION" if change > tolerance else ""
+        failed += bool(flag)
+        print(f"{name:<70} {base[name]:>8.3f} {r:>8.3f} {change:>+7.1%}{flag}")
+    print(f"{failed} regression(s) beyond {tolerance:.0%}")
+    return failed
+
+
 def main(argv=None, runner=run_suite) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", action="store_true", help="write this run's ratios as this CPU's baseline")
@@ -189,28 +210,13 @@ def main(argv=None, runner=run_suite) -> int:
             return EXIT_SUITE_FAILED
         for name, r in ratios(report).items():
             now[name] = min(r, now.get(name, r))
+    failed = 0
+    if entry is not None:  # with --save too: the run compared with the entry it replaces
+        failed = compare(cpu, entry, now, args.tolerance)
     if args.save:
         save(args.baseline, cpu, torch_version(), now)
         print(f"baseline of {len(now)} ratios for {cpu!r} written to {args.baseline}")
         return 0
-
-    assert entry is not None
-    base = entry["ratios"]
-    print(f"CPU {cpu!r}: baseline measured with torch {entry.get('torch', '?')}")
-    if entry.get("torch") not in (None, torch_version()):
-        print(f"note: this run uses torch {torch_version()}; another torch build moves the network "
-              "stages by itself (refresh the entry with --save if that is the change)")
-    print(f"{'benchmark':<70} {'base':>8} {'now':>8} {'change':>8}")
-    failed = 0
-    for name, r in sorted(now.items()):
-        if name not in base:
-            print(f"{name:<70} {'-':>8} {r:>8.3f}   (new)")
-            continue
-        change = r / base[name] - 1
-        flag = "  REGRESSION" if change > args.tolerance else ""
-        failed += bool(flag)
-        print(f"{name:<70} {base[name]:>8.3f} {r:>8.3f} {change:>+7.1%}{flag}")
-    print(f"{failed} regression(s) beyond {args.tolerance:.0%}")
     return EXIT_REGRESSION if failed else 0
 
 

@@ -85,13 +85,17 @@ def test_a_cpu_without_a_baseline_is_told_so_and_nothing_runs(tmp_path, capsys):
     assert guard.main(["--baseline", str(tmp_path / "none.json"), "--cpu", "x"], runner=runner) == 3
 
 
-def test_save_writes_this_cpus_entry_and_keeps_the_others(tmp_path):
+def test_save_writes_this_cpus_entry_and_keeps_the_others(tmp_path, capsys):
     path = tmp_path / "baseline.json"
     other = {"torch": "2.0.0", "note": "kept as it is", "ratios": {"a": 9.0}}
     write_baseline(path, {"other cpu": other, "this  cpu": {"torch": "1.0", "ratios": {"old": 1.0}}})
     run = runner_of(report({1: 2.0, 2: 1.0}, a=(6.0, 1), b=(3.0, 2)),
                     report({1: 2.0, 2: 1.0}, a=(5.0, 1), b=(4.0, 2)))
     assert guard.main(["--baseline", str(path), "--cpu", "this cpu", "--runs", "2", "--save"], runner=run) == 0
+    # the run is first compared with the entry it replaces (one run: a check and a new entry)
+    out = capsys.readouterr().out
+    assert "CPU 'this cpu': baseline measured with torch 1.0" in out
+    assert out.index("(new)") < out.index("0 regression(s) beyond 40%") < out.index("written to")
     data = json.loads(path.read_text())
     assert data["about"] == "test"
     assert data["cpus"]["other cpu"] == other
