@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "ops.hpp"
@@ -27,10 +28,9 @@ std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
 }
 
-// Returns obj as a C-contiguous array of T, raising TypeError for a non-array or another dtype.
+// Returns obj as an array, raising TypeError for a non-array or a dtype other than T's.
 template <class T>
-py::array_t<T, py::array::c_style> require(const py::object& obj, const char* name,
-                                           const char* dtype_name) {
+py::array checked(const py::object& obj, const char* name, const char* dtype_name) {
   if (!py::isinstance<py::array>(obj)) {
     throw py::type_error(std::string(name) + " must be a numpy array, got " + type_name(obj));
   }
@@ -39,7 +39,27 @@ py::array_t<T, py::array::c_style> require(const py::object& obj, const char* na
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name + ", got " +
                          py::str(arr.dtype()).cast<std::string>());
   }
-  return py::array_t<T, py::array::c_style>::ensure(arr);
+  return arr;
+}
+
+// obj as a C-contiguous array of T (a copy when it is not one), checked as above.
+template <class T>
+py::array_t<T, py::array::c_style> require(const py::object& obj, const char* name,
+                                           const char* dtype_name) {
+  return py::array_t<T, py::array::c_style>::ensure(checked<T>(obj, name, dtype_name));
+}
+
+// Like require, but keeps any aligned layout whose strides are whole elements (no copy): a
+// view such as P-Net's channels-last outputs is read where it lies.
+template <class T>
+py::array_t<T> require_strided(const py::object& obj, const char* name, const char* dtype_name) {
+  auto arr = checked<T>(obj, name, dtype_name);
+  if (reinterpret_cast<std::uintptr_t>(arr.data()) % alignof(T) != 0)
+    return py::array_t<T, py::array::c_style>::ensure(arr);
+  for (py::ssize_t d = 0; d < arr.ndim(); ++d)
+    if (arr.strides(d) % static_cast<py::ssize_t>(sizeof(T)) != 0)
+      return py::array_t<T, py::array::c_style>::ensure(arr);
+  return py::array_t<T>::ensure(arr);
 }
 
 std::string shape_str(const py::array& a) {
@@ -186,7 +206,7 @@ py::array_t<float> crop_windows(const py::object& image, const py::object& boxes
 py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_obj, double scale,
                            double threshold) {
   auto scores = require<float>(scores_obj, "scores", "float32");
-  auto reg = require<float>(reg_obj, "reg", "float32");
+  auto reg = require_strided<float>(reg_obj, "reg", "float32");
   if (scores.ndim() != 2) {
     throw py::value_error("scores must have shape (H, W), got " + shape_str(scores));
   }
@@ -201,10 +221,12 @@ py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_o
   std::vector<float> boxes, out_scores, out_reg;
   const float* s = scores.data();
   const float* r = reg.data();
+  int64_t strides[3];
+  for (int d = 0; d < 3; ++d) strides[d] = reg.strides(d) / static_cast<py::ssize_t>(sizeof(float));
   {
     py::gil_scoped_release release;
-    mtcnn::generate_windows(s, r, h, w, scale, static_cast<float>(threshold), boxes, out_scores,
-                            out_reg);
+    mtcnn::generate_windows(s, r, strides, h, w, scale, static_cast<float>(threshold), boxes,
+                            out_scores, out_reg);
   }
   const py::ssize_t k = static_cast<py::ssize_t>(out_scores.size());
   auto b = boxes_array(k);

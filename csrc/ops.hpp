@@ -65,10 +65,13 @@ void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* s
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
                   int64_t n, int64_t size, float* out, int threads);
 
-// P-Net output cells with score >= threshold, row-major, mapped to their windows.
-void generate_windows(const float* scores, const float* reg, int64_t h, int64_t w,
-                      double scale, float threshold, std::vector<float>& boxes,
-                      std::vector<float>& out_scores, std::vector<float>& out_reg);
+// P-Net output cells with score >= threshold, row-major, mapped to their windows. scores is
+// h x w, C-contiguous; reg's value (j, y, x) is reg[j * s[0] + y * s[1] + x * s[2]] with s =
+// reg_strides in floats (P-Net's channels-last output is read where it lies).
+void generate_windows(const float* scores, const float* reg, const int64_t* reg_strides,
+                      int64_t h, int64_t w, double scale, float threshold,
+                      std::vector<float>& boxes, std::vector<float>& out_scores,
+                      std::vector<float>& out_reg);
 
 // Greedy NMS; returns kept indices, highest score first (ties: lower index first).
 std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, float threshold,

@@ -366,6 +366,33 @@ def test_generate_windows_finds_rare_cells_on_wide_maps():
         same(g, w_)
 
 
+def test_generate_windows_reads_offsets_in_any_layout():
+    """P-Net's box offsets arrive as a channels-last view; the core reads every layout where it
+    lies (reversed, strided, unaligned ones too) and gives the contiguous array's windows."""
+    rng = np.random.default_rng(8)
+    scores = rng.uniform(0, 1, (9, 40)).astype(np.float32)
+    hwc = rng.uniform(-1, 1, (9, 40, 6)).astype(np.float32)
+    raw = np.zeros(hwc.nbytes + 2, np.uint8)
+    unaligned = np.ndarray(hwc.shape, np.float32, buffer=raw, offset=1)  # copied by the core
+    unaligned[...] = hwc
+    odd = np.ndarray((4, 9, 40), np.float32, buffer=np.zeros(8000, np.uint8), strides=(5, 880, 22))
+    odd[...] = hwc.transpose(2, 0, 1)[2:]
+    wide = rng.uniform(-1, 1, (8, 9, 80)).astype(np.float32)
+    views = {
+        "channels-last": hwc.transpose(2, 0, 1)[2:],
+        "reversed": np.ascontiguousarray(hwc.transpose(2, 0, 1)[2:][::-1])[::-1],
+        "every other column": wide[::2, :, ::2],
+        "unaligned": unaligned.transpose(2, 0, 1)[2:],
+        "strides of part elements": odd,
+    }
+    for name, reg in views.items():
+        assert not reg.flags.c_contiguous, name
+        want = _reference.generate_windows(scores, np.ascontiguousarray(reg), 0.4, 0.5)
+        assert len(want[0]) > 50
+        for g, w_ in zip(_core.generate_windows(scores, reg, 0.4, 0.5), want):
+            same(g, w_)
+
+
 def test_generate_windows_maps_cells_to_matlab_windows():
     scores = np.zeros((3, 4), np.float32)
     scores[2, 1] = 0.9

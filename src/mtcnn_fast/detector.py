@@ -91,10 +91,12 @@ def finite_rows(*arrays: np.ndarray):
     """The arrays restricted to the rows (first axis) where every value of every array is
     finite. Network outputs are finite for any valid frame; this keeps a corrupt weight file or
     a faulty device from feeding NaN or inf boxes to the core (which would refuse them)."""
+    if all(np.isfinite(a).all() for a in arrays):  # the usual case: one pass, no copies
+        return arrays
     ok = np.ones(len(arrays[0]), bool)
     for a in arrays:
         ok &= np.isfinite(a).reshape(len(a), -1).all(axis=1) if a.size else ok
-    return arrays if ok.all() else tuple(a[ok] for a in arrays)
+    return tuple(a[ok] for a in arrays)
 
 
 def _mirror(faces: Detections, width: int) -> Detections:
