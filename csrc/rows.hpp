@@ -3,7 +3,8 @@
 // plain C++ (the specification, with _reference._area), and on x86-64 CPUs with AVX2 it runs as
 // vector code doing the same operations in the same order on each value (mul, add, sub and the
 // conversions are exact or correctly rounded lane by lane, and nothing is fused), so the numbers
-// are the same bits on every CPU. vector_kernels() says which runs; tests switch it.
+// are the same bits on every CPU. The double-sum variants (frames over 16.8 Mpx) stay plain but
+// for interpolate. vector_kernels() says which runs; tests switch it.
 #pragma once
 #include <cstdint>
 
