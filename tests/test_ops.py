@@ -242,39 +242,34 @@ def test_area_average_of_exact_blocks():
     assert np.allclose(got[1, :, 0], 0, atol=1e-4)
 
 
-def test_area_resize_on_a_picture_too_large_for_32_bit_sums():
-    """Over 16.8 Mpx the core's summed-area sums switch from uint32 to double: same results (the
-    pyramid's in stripes too)."""
-    rng = np.random.default_rng(0)
-    img = rng.integers(200, 256, (4100, 4200, 3), dtype=np.uint8)
-    scales = [0.011, 0.0043]
+def assert_area_resizes_match_reference(img, scales, boxes, thread_counts):
+    """The pyramid (at each thread count) and 24 x 24 crops of img equal the twin's, with every
+    version of the row loops."""
     want = _reference.pyramid(img, scales)
-    boxes = np.array([[1, 1, 4200, 4100], [4000, 3900, 4300, 4200]], np.float32)
     want_crops = _reference.crop_windows(img, boxes, 24)
     for vector in kernel_modes():
         with row_kernels(vector):
-            for threads in (1, 3):
+            for threads in thread_counts:
                 for got, w_ in zip(_core.pyramid(img, scales, threads), want):
                     same(got, w_)
             same(_core.crop_windows(img, boxes, 24), want_crops)
+
+
+def test_area_resize_on_a_picture_too_large_for_32_bit_sums():
+    """Over 16.8 Mpx the core's summed-area sums switch from uint32 to double: same results (the
+    pyramid's in stripes too)."""
+    img = np.random.default_rng(0).integers(200, 256, (4100, 4200, 3), dtype=np.uint8)
+    boxes = np.array([[1, 1, 4200, 4100], [4000, 3900, 4300, 4200]], np.float32)
+    assert_area_resizes_match_reference(img, [0.011, 0.0043], boxes, (1, 3))
 
 
 def test_area_resize_with_sums_past_two_to_the_31():
     """Between about 8.4 and 16.8 Mpx the uint32 sums pass 2^31 (the vector code converts them
     to double by another route than below it): same results."""
-    rng = np.random.default_rng(1)
-    img = rng.integers(235, 256, (3000, 3100, 3), dtype=np.uint8)
+    img = np.random.default_rng(1).integers(235, 256, (3000, 3100, 3), dtype=np.uint8)
     assert 235 * 3000 * 3100 > 2**31 and 255 * 3000 * 3100 < 2**32
-    scales = [0.013, 0.0061]
-    want = _reference.pyramid(img, scales)
     boxes = np.array([[1, 1, 3100, 3000], [2900, 2800, 3200, 3100], [5, 9, 3000, 2999]], np.float32)
-    want_crops = _reference.crop_windows(img, boxes, 24)
-    for vector in kernel_modes():
-        with row_kernels(vector):
-            for threads in (1, 2):
-                for got, w_ in zip(_core.pyramid(img, scales, threads), want):
-                    same(got, w_)
-            same(_core.crop_windows(img, boxes, 24), want_crops)
+    assert_area_resizes_match_reference(img, [0.013, 0.0061], boxes, (1, 2))
 
 
 def test_pyramid_output_is_wrapped_by_torch_without_copy(astronaut):
