@@ -91,7 +91,7 @@ def finite_rows(*arrays: np.ndarray):
     """The arrays restricted to the rows (first axis) where every value of every array is
     finite. Network outputs are finite for any valid frame; this keeps a corrupt weight file or
     a faulty device from feeding NaN or inf boxes to the core (which would refuse them)."""
-    if all(np.isfinite(a).all() for a in arrays):  # the usual case: one pass, no copies
+    if all(np.isfinite(a).all() for a in arrays):  # the usual case: no row to drop
         return arrays
     ok = np.ones(len(arrays[0]), bool)
     for a in arrays:
