@@ -194,15 +194,6 @@ std::atomic<bool>& enabled() {
   return on;
 }
 
-}  // namespace
-
-bool vector_kernels() { return enabled().load(std::memory_order_relaxed); }
-
-bool set_vector_kernels(bool enable) {
-  enabled().store(enable && cpu_has_avx2());
-  return vector_kernels();
-}
-
 template <class T>
 void interpolate_any(const T* a, int64_t len, const int64_t* base, const double* g,
                      const double* f, int64_t count, double* d) {
@@ -221,6 +212,15 @@ void interpolate_any(const T* a, int64_t len, const int64_t* base, const double*
   }
 #endif
   interpolate_corners(a, base, g, f, k, count, d);
+}
+
+}  // namespace
+
+bool vector_kernels() { return enabled().load(std::memory_order_relaxed); }
+
+bool set_vector_kernels(bool enable) {
+  enabled().store(enable && cpu_has_avx2());
+  return vector_kernels();
 }
 
 void interpolate(const uint32_t* a, int64_t len, const int64_t* base, const double* g,

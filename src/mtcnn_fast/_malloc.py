@@ -1,7 +1,8 @@
 """The C heap between frames (glibc only): keep freed memory (opt-in) or hand it back.
 
 A detection allocates buffers (pyramid levels, activations of P-Net's bands and of the R-Net /
-O-Net chunks, each near detector.ACTIVATION_BYTES) and frees them before the next frame. By
+O-Net chunks, each near detector.ACTIVATION_BYTES, and the crops' summed-area table of the region
+their windows cover) and frees them before the next frame. By
 default glibc serves every block larger than its adaptive mmap threshold (at most 32 MB) with a
 fresh mmap and returns it to the system on free, and trims the top of the heap once more than
 twice that threshold lies free there; the next frame then faults the same memory in again, page
