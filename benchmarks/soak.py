@@ -13,8 +13,10 @@ random size, width 200..1100 and height 200..1500 (seeded, so runs are comparabl
 plateau's growth: the median over the last 50 frames less the median over frames 276 to 325 (the
 level, not single frames: with several callers a reading can land while other frames are in
 flight). Also the median and 99th percentile time per frame (every frame is a new size, so every
-one pays its first-call costs). One process per configuration: memory figures from one process
-say nothing about another.
+one pays its first-call costs), and per frame the process's minor page faults and system CPU
+time (what handing memory back costs: each page given back is faulted in again when next used;
+these two move far less than wall time on a shared machine). One process per configuration:
+memory figures from one process say nothing about another.
 
 --runner facenet-pytorch runs facenet-pytorch 2.6's MTCNN (same weights, keep_all, CPU) on the
 same frames, from its own venv (benchmarks/peers/facenet_pytorch.py says how to make it).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import threading
 import time
@@ -138,10 +141,14 @@ def main(argv=None) -> int:
         from mtcnn_fast import FaceDetector
 
         detect = FaceDetector(device="cpu", **kwargs).detect
+    before = resource.getrusage(resource.RUSAGE_SELF)
     rss, times = run(detect, args.frames, args.seed, args.callers)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cost = {"page_faults_per_frame": round((after.ru_minflt - before.ru_minflt) / args.frames),
+            "system_ms_per_frame": round((after.ru_stime - before.ru_stime) * 1e3 / args.frames, 1)}
     result = {"runner": args.runner, "threads": args.threads, "callers": args.callers,
               "frames": args.frames, "seed": args.seed, "detector_args": kwargs,
-              "torch": torch.__version__, **summarize(rss, times, args.frames)}
+              "torch": torch.__version__, **summarize(rss, times, args.frames), **cost}
     print(json.dumps(result))
     if args.json:
         with args.json.open("a") as f:
