@@ -215,9 +215,9 @@ class FaceDetector:
         trim_memory: after a call on frames of another size than the previous call's, hand the
             free pages of the C heap back to the system (glibc's ``malloc_trim``; default True),
             so that a long-lived process fed photos of new sizes keeps a flat resident size, at
-            the price of page faults on the next frame (1.5x the median time per frame on a
-            stream where every frame is a new size, benchmarks/README.md). A stream of one size
-            never triggers it. It changes no allocator setting (the freed memory of the whole
+            the price of page faults on the next frame (1.5 to 1.7x the median time per frame
+            on a stream where every frame is a new size, 1.2 to 1.35x on a few photos' sizes in
+            turn; benchmarks/README.md). A stream of one size never triggers it. It changes no allocator setting (the freed memory of the whole
             process is returned, the caller's included); off with keep_freed_memory, under
             other C libraries, and where the environment sets glibc's malloc parameters.
         nms_thresholds: overlaps of the four non-maximum suppressions (per pyramid level, over
