@@ -26,12 +26,12 @@ every arena back to the system. It changes no setting; what stays is the memory 
 long-lived process fed photos of new sizes keeps a flat resident size. A stream of one size
 (video) never triggers it and keeps its pages. The price, on a stream where every frame is a new
 size, is that every frame faults its buffers in again: 1.5 to 1.7x the median time per frame
-of benchmarks/soak.py at 1 thread. Trimming less often was measured and does not stay cheap: a heap
-never trimmed keeps growing, so a budget of growth since the last trim is reached sooner and
-sooner (32 MB: every second or third frame; 256 MB: 5 trims in 400 frames, 58 in 1,000), and a
-fixed period (every 32nd new size) lets the level drift up; trimming only on sizes not among the
-last 16, or holding part of the heap across the trim, were measured too (benchmarks/README.md,
-"Where the trim's price comes from").
+of benchmarks/soak.py at 1 thread. Trimming less often was measured and does not stay cheap: a
+heap never trimmed keeps growing, so a budget of growth since the last trim is reached sooner
+and sooner (32 MB: every second or third frame; 256 MB: 5 trims in 400 frames, 58 in 1,000),
+and a fixed period (every 32nd new size) lets the level drift up; trimming only on sizes not
+among the last 16, or holding part of the heap across the trim, were measured too
+(benchmarks/README.md, "Where the trim's price comes from").
 """
 
 from __future__ import annotations

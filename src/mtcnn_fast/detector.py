@@ -217,9 +217,10 @@ class FaceDetector:
             so that a long-lived process fed photos of new sizes keeps a flat resident size, at
             the price of page faults on the next frame (1.5 to 1.7x the median time per frame
             on a stream where every frame is a new size, 1.2 to 1.35x on a few photos' sizes in
-            turn; benchmarks/README.md). A stream of one size never triggers it. It changes no allocator setting (the freed memory of the whole
-            process is returned, the caller's included); off with keep_freed_memory, under
-            other C libraries, and where the environment sets glibc's malloc parameters.
+            turn; benchmarks/README.md). A stream of one size never triggers it. It changes no
+            allocator setting (the freed memory of the whole process is returned, the caller's
+            included); off with keep_freed_memory, under other C libraries, and where the
+            environment sets glibc's malloc parameters.
         nms_thresholds: overlaps of the four non-maximum suppressions (per pyramid level, over
             all levels, after R-Net, after O-Net; default 0.5, 0.7, 0.7, 0.7, the original's).
         flip: also run the cascade on the mirror image of each frame and merge the two passes
