@@ -5,6 +5,7 @@
     python benchmarks/soak.py --frames 1000 --threads 1 --callers 4     # 4 threads, one detector
     python benchmarks/soak.py --frames 300 --detector-arg keep_freed_memory=True
     /work/peers/facenet/bin/python benchmarks/soak.py --runner facenet-pytorch --frames 1000
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 python benchmarks/soak.py --frames 1000
 
 Every call gets a new frame: a random crop of one of the source photos (the fixed WIDER list of
 benchmarks/frames.py when ../shared is there, else the bundled astronaut tiled 2 x 2) resized to a
@@ -15,8 +16,9 @@ level, not single frames: with several callers a reading can land while other fr
 flight). Also the median and 99th percentile time per frame (every frame is a new size, so every
 one pays its first-call costs), and per frame the process's minor page faults and system CPU
 time (what handing memory back costs: each page given back is faulted in again when next used;
-these two move far less than wall time on a shared machine). One process per configuration:
-memory figures from one process say nothing about another.
+these two move far less than wall time on a shared machine), and the allocator preloaded, if
+any (`ld_preload`: jemalloc or tcmalloc serve malloc then, not glibc). One process per
+configuration: memory figures from one process say nothing about another.
 
 --runner facenet-pytorch runs facenet-pytorch 2.6's MTCNN (same weights, keep_all, CPU) on the
 same frames, from its own venv (benchmarks/peers/facenet_pytorch.py says how to make it).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import threading
@@ -148,7 +151,8 @@ def main(argv=None) -> int:
             "system_ms_per_frame": round((after.ru_stime - before.ru_stime) * 1e3 / args.frames, 1)}
     result = {"runner": args.runner, "threads": args.threads, "callers": args.callers,
               "frames": args.frames, "seed": args.seed, "detector_args": kwargs,
-              "torch": torch.__version__, **summarize(rss, times, args.frames), **cost}
+              "torch": torch.__version__, "ld_preload": os.environ.get("LD_PRELOAD") or None,
+              **summarize(rss, times, args.frames), **cost}
     print(json.dumps(result))
     if args.json:
         with args.json.open("a") as f:

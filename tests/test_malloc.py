@@ -103,6 +103,84 @@ def test_no_trim_where_the_user_set_the_allocator_or_asked_to_keep(monkeypatch):
     assert _malloc.release_free_memory() is False
 
 
+# Another allocator serving malloc, the way jemalloc or tcmalloc do when preloaded: a shim whose
+# malloc, free, calloc and realloc are its own symbols (it hands the work to glibc underneath, so
+# it runs anywhere a C compiler does).
+SHIM = r"""
+#include <stddef.h>
+void *__libc_malloc(size_t);
+void __libc_free(void *);
+void *__libc_calloc(size_t, size_t);
+void *__libc_realloc(void *, size_t);
+void *malloc(size_t n) { return __libc_malloc(n); }
+void free(void *p) { __libc_free(p); }
+void *calloc(size_t n, size_t m) { return __libc_calloc(n, m); }
+void *realloc(void *p, size_t n) { return __libc_realloc(p, n); }
+"""
+
+# Detects on frames of two sizes (the second call would trim), then asks for the trim and the
+# setting directly.
+UNDER = """
+import json
+import numpy as np
+import mtcnn_fast._malloc as m
+from mtcnn_fast import FaceDetector
+det = FaceDetector(device="cpu")
+rng = np.random.default_rng(0)
+faces = [len(det.detect(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))) for h, w in ((96, 128), (120, 90))]
+print(json.dumps({"glibc": m.glibc() is not None, "trimmed": m.release_free_memory(),
+                  "kept": m.keep_freed_memory(), "faces": faces}))
+"""
+
+
+def run_under(preload):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    if preload:
+        environ["LD_PRELOAD"] = str(preload)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(UNDER)], capture_output=True, text=True,
+                         env=environ, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_under_another_allocator_the_detector_leaves_memory_to_it(tmp_path):
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("needs a C compiler (cc or gcc) to build the malloc shim")
+    (tmp_path / "shim.c").write_text(SHIM)
+    shim = tmp_path / "libshim.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(shim), str(tmp_path / "shim.c")], check=True)
+    # glibc's thresholds and malloc_trim would reach nothing the shim's malloc hands out: neither
+    # is applied, and detection works as ever.
+    got = run_under(shim)
+    assert got == {"glibc": False, "trimmed": False, "kept": False, "faces": got["faces"]}, got
+    # The control: the same script under glibc's own malloc trims, then keeps.
+    assert run_under(None) == {"glibc": True, "trimmed": True, "kept": True, "faces": got["faces"]}
+
+
+def allocators():
+    from pathlib import Path
+
+    found = []
+    for name in ("libjemalloc.so.2", "libtcmalloc_minimal.so.4", "libtcmalloc.so.4"):
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+            if (Path(d) / name).is_file():
+                found.append(Path(d) / name)
+                break
+    return found
+
+
+@pytest.mark.parametrize("name", ["libjemalloc.so.2", "libtcmalloc_minimal.so.4"])
+def test_under_jemalloc_or_tcmalloc_the_detector_leaves_memory_to_it(name):
+    path = next((p for p in allocators() if p.name == name), None)
+    if path is None:
+        pytest.skip(f"{name} is not installed here (Debian/Ubuntu: libjemalloc2, libtcmalloc-minimal4)")
+    got = run_under(path)
+    assert got == {"glibc": False, "trimmed": False, "kept": False, "faces": got["faces"]}, got
+
+
 def test_user_settings_are_recognised(monkeypatch):
     for k in [k for k in os.environ if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"]:
         monkeypatch.delenv(k)

@@ -32,6 +32,13 @@ and sooner (32 MB: every second or third frame; 256 MB: 5 trims in 400 frames, 5
 and a fixed period (every 32nd new size) lets the level drift up; trimming only on sizes not
 among the last 16, or holding part of the heap across the trim, were measured too
 (benchmarks/README.md, "Where the trim's price comes from").
+
+Both act on glibc's malloc only, and only where it is the process's malloc. Run under another
+allocator (jemalloc or tcmalloc preloaded with LD_PRELOAD: a choice only the user makes, for
+the whole process), torch's and numpy's buffers come from that allocator, which reuses freed
+blocks by size class and returns unused pages on its own: glibc() is then None and the
+detector leaves memory to it. Measured under jemalloc on the stream where glibc needs the trim
+(benchmarks/README.md, "Another allocator"): flat resident size and keep_freed_memory's speed.
 """
 
 from __future__ import annotations
@@ -65,16 +72,36 @@ def _find_glibc():
         return None
     if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
         return None
+    if not _serves_malloc(libc):
+        return None
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
     return libc
+
+
+def _address(function) -> int:
+    return ctypes.cast(function, ctypes.c_void_p).value or 0
+
+
+def _serves_malloc(process) -> bool:
+    """Whether glibc's own malloc is the one the process calls. Run under another allocator
+    (jemalloc or tcmalloc preloaded with LD_PRELOAD), the process's `malloc` is that
+    allocator's, and glibc's thresholds and malloc_trim reach nothing that torch or numpy
+    allocate: then the detector leaves memory to that allocator. Where glibc cannot be opened
+    by its soname, glibc's malloc is assumed (the usual case)."""
+    try:
+        own = ctypes.CDLL("libc.so.6")  # glibc's own symbols, whatever is preloaded
+    except OSError:
+        return True
+    return _address(process.malloc) == _address(own.malloc)
 
 
 _libc = []
 
 
 def glibc():
-    """The C library of this process when it is glibc (with mallopt and malloc_trim), else None."""
+    """The C library of this process when it is glibc (with mallopt and malloc_trim) and its
+    malloc is the process's, else None."""
     if not _libc:
         _libc.append(_find_glibc())
     return _libc[0]
@@ -82,8 +109,8 @@ def glibc():
 
 def keep_freed_memory() -> bool:
     """Raises glibc's mmap and trim thresholds to KEEP_BYTES (once per process). Returns whether
-    this process runs with them: False under another C library or where the environment sets
-    glibc's malloc parameters (the user's choice stands)."""
+    this process runs with them: False under another C library or allocator (_serves_malloc) or
+    where the environment sets glibc's malloc parameters (the user's choice stands)."""
     if not _state["done"]:
         _state["done"] = True
         libc = glibc()
@@ -95,8 +122,8 @@ def keep_freed_memory() -> bool:
 
 def release_free_memory() -> bool:
     """Hands the C heap's free pages back to the system (glibc's malloc_trim(0)); returns whether
-    it ran: not under another C library, not where the environment sets glibc's malloc
-    parameters (the user's choice of allocator behaviour stands), and not once
+    it ran: not under another C library or allocator, not where the environment sets glibc's
+    malloc parameters (the user's choice of allocator behaviour stands), and not once
     keep_freed_memory() holds for this process (it asked for the opposite)."""
     libc = glibc()
     if libc is None or _state["applied"] or user_has_set_malloc():

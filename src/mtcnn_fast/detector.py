@@ -204,8 +204,8 @@ class FaceDetector:
             and CUDA) or "float16" (CUDA only): the networks' arithmetic. Reduced precision moves
             scores and boxes slightly; benchmarks/accuracy.md gives its speed and AP change.
         keep_freed_memory: opt-in (default False), a setting of the whole process: under glibc,
-            raise the allocator's mmap and trim thresholds (once per process, unless the
-            environment sets them) so that each frame reuses the memory the previous one freed
+            raise the allocator's mmap and trim thresholds (once per process, where glibc's
+            own malloc serves it, unless the environment sets them) so that each frame reuses the memory the previous one freed
             instead of faulting it in again from the system. The detector's bands and chunks
             (ACTIVATION_BYTES) already give most frames of one size that without it (1280x720
             and 1920x1080 measured as fast by default); some small frames still fault per frame
@@ -219,8 +219,12 @@ class FaceDetector:
             on a stream where every frame is a new size, 1.2 to 1.35x on a few photos' sizes in
             turn; benchmarks/README.md). A stream of one size never triggers it. It changes no
             allocator setting (the freed memory of the whole process is returned, the caller's
-            included); off with keep_freed_memory, under other C libraries, and where the
-            environment sets glibc's malloc parameters.
+            included); off with keep_freed_memory, under other C libraries or allocators, and
+            where the environment sets glibc's malloc parameters. A service that wants the
+            memory flat and the time too can run under jemalloc (``LD_PRELOAD=libjemalloc.so.2``,
+            the user's choice for the whole process): the detector then leaves memory to it
+            (neither setting acts), and on a stream of new sizes it stayed flat at
+            keep_freed_memory's speed or better (README, "Memory").
         nms_thresholds: overlaps of the four non-maximum suppressions (per pyramid level, over
             all levels, after R-Net, after O-Net; default 0.5, 0.7, 0.7, 0.7, the original's).
         flip: also run the cascade on the mirror image of each frame and merge the two passes
