@@ -56,6 +56,18 @@ def test_network_rows_do_not_depend_on_the_batch_around_them(detector, astronaut
                 assert np.array_equal(a, b), (size, chunk)
 
 
+def test_networks_take_no_windows(detector):
+    """No windows give empty outputs of the right shapes, as torch's own layers do (the fully
+    connected layers run as a convolution over a map of one pixel per window, and a map of no
+    pixels is not one)."""
+    for net, size, widths in [(detector.rnet, 24, (4,)), (detector.onet, 48, (4, 10))]:
+        none = torch.zeros(0, 3, size, size).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            out = net(none)
+        assert out[0].shape == (0,)
+        assert [tuple(o.shape) for o in out[1:]] == [(0, w) for w in widths]
+
+
 @pytest.mark.exactness
 def test_batch_gives_each_frame_its_own_result(detector, astronaut, threads, monkeypatch):
     frames = _frames(astronaut)
