@@ -6,9 +6,11 @@ the test process's own allocator state is not a clean slate."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -144,8 +146,6 @@ def run_under(preload):
 
 
 def test_under_another_allocator_the_detector_leaves_memory_to_it(tmp_path):
-    import shutil
-
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("needs a C compiler (cc or gcc) to build the malloc shim")
@@ -160,21 +160,17 @@ def test_under_another_allocator_the_detector_leaves_memory_to_it(tmp_path):
     assert run_under(None) == {"glibc": True, "trimmed": True, "kept": True, "faces": got["faces"]}
 
 
-def allocators():
-    from pathlib import Path
-
-    found = []
-    for name in ("libjemalloc.so.2", "libtcmalloc_minimal.so.4", "libtcmalloc.so.4"):
-        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
-            if (Path(d) / name).is_file():
-                found.append(Path(d) / name)
-                break
-    return found
+def installed(name):
+    """The path of a shared library from the usual library folders, or None."""
+    for folder in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 @pytest.mark.parametrize("name", ["libjemalloc.so.2", "libtcmalloc_minimal.so.4"])
 def test_under_jemalloc_or_tcmalloc_the_detector_leaves_memory_to_it(name):
-    path = next((p for p in allocators() if p.name == name), None)
+    path = installed(name)
     if path is None:
         pytest.skip(f"{name} is not installed here (Debian/Ubuntu: libjemalloc2, libtcmalloc-minimal4)")
     got = run_under(path)
@@ -198,7 +194,6 @@ def test_user_settings_are_recognised(monkeypatch):
 
 def test_the_peer_comparison_gives_peers_the_same_setting():
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "compare.py"
     if not path.is_file():
