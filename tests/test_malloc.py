@@ -48,15 +48,21 @@ print(json.dumps({"applied": m._state["applied"], "faults": faults() - before}))
 PAGES_64MB = (64 << 20) // 4096
 
 
-def probe(mode, **env):
-    ours = ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE")
+def run_script(script, *args, **env):
+    """Runs script in a fresh interpreter, without the caller's allocator settings (MALLOC_*,
+    glibc tunables, THP_MEM_ALLOC_ENABLE, LD_PRELOAD) but with `env`; returns its last line as JSON."""
+    ours = ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ours}
     environ.update(env)
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PROBE), mode], capture_output=True, text=True, env=environ, timeout=300
+        [sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True, text=True, env=environ, timeout=300
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def probe(mode, **env):
+    return run_script(PROBE, mode, **env)
 
 
 def test_a_detector_keeps_freed_buffers_for_the_next_frame():
@@ -136,13 +142,7 @@ print(json.dumps({"glibc": m.glibc() is not None, "trimmed": m.release_free_memo
 
 
 def run_under(preload):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    if preload:
-        environ["LD_PRELOAD"] = str(preload)
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(UNDER)], capture_output=True, text=True,
-                         env=environ, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script(UNDER, **({"LD_PRELOAD": str(preload)} if preload else {}))
 
 
 def test_under_another_allocator_the_detector_leaves_memory_to_it(tmp_path):

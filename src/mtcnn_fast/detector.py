@@ -206,10 +206,10 @@ class FaceDetector:
         keep_freed_memory: opt-in (default False), a setting of the whole process: under glibc,
             raise the allocator's mmap and trim thresholds (once per process, where glibc's own
             malloc serves it, unless the environment sets them) so that each frame reuses the
-            memory the previous one freed instead of faulting it in again from the system. The detector's bands and chunks
-            (ACTIVATION_BYTES) already give most frames of one size that without it (1280x720
-            and 1920x1080 measured as fast by default); some small frames still fault per frame
-            (a 640x480 one: 4,200 pages). The price: a resident size that stays near its peak
+            memory the previous one freed instead of faulting it in again from the system. The
+            detector's bands and chunks (ACTIVATION_BYTES) already give most frames of one size
+            that without it (1280x720 and 1920x1080 measured as fast by default); some small
+            frames still fault per frame (a 640x480 one: 4,200 pages). The price: a resident size that stays near its peak
             and, fed frames of ever new sizes, keeps growing (``mtcnn_fast._malloc``,
             benchmarks/README.md).
         trim_memory: after a call on frames of another size than the previous call's, hand the
