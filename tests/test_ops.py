@@ -312,6 +312,17 @@ def test_crop_larger_than_size_is_an_area_average(astronaut):
     assert np.abs(_grey(crop) - cv2.resize(patch, (24, 24), interpolation=cv2.INTER_LINEAR)).max() < 1e-3
 
 
+def test_a_window_far_wider_than_the_image_is_cut_like_the_twin(astronaut):
+    """A window lower than the size is enlarged bilinearly, whatever its width: the core converts
+    only the part of each window row inside the image (at most an image row), so a window two
+    billion pixels wide (coordinates up to the limit of 1e9) costs what the image's width does."""
+    boxes = np.array([[-1e9, 3, 1e9, 10], [-1e9, -1e9 + 5, 1e9, -1e9 + 12], [100, 200, 1e9, 203]], np.float32)
+    want = _reference.crop_windows(astronaut, boxes, 24)
+    for vector in kernel_modes():
+        with row_kernels(vector):
+            same(_core.crop_windows(astronaut, boxes, 24), want)
+
+
 def test_crop_zero_fills_outside_the_image(astronaut):
     boxes = np.array([[-99, -99, -50, -50], [600, 10, 700, 110], [10, 10, 5, 5]], np.float32)
     for backend in (_core, _reference):
