@@ -313,10 +313,12 @@ def test_crop_larger_than_size_is_an_area_average(astronaut):
 
 
 def test_a_window_far_wider_than_the_image_is_cut_like_the_twin(astronaut):
-    """A window lower than the size is enlarged bilinearly, whatever its width: the core converts
-    only the part of each window row inside the image (at most an image row), so a window two
-    billion pixels wide (coordinates up to the limit of 1e9) costs what the image's width does."""
-    boxes = np.array([[-1e9, 3, 1e9, 10], [-1e9, -1e9 + 5, 1e9, -1e9 + 12], [100, 200, 1e9, 203]], np.float32)
+    """A window lower than the size is enlarged bilinearly, whatever its width. Windows no wider
+    than the size have each row converted once into a buffer of the row; a wider one samples
+    each value where it lies, so a window two billion pixels wide (coordinates up to the limit
+    of 1e9) costs what a narrow one does and gives the twin's numbers (a buffer of its row would
+    be 24 GB)."""
+    boxes = np.array([[-1e9, 3, 1e9, 10], [-1e9, -600, 1e9, -590], [100, 200, 1e9, 203]], np.float32)
     want = _reference.crop_windows(astronaut, boxes, 24)
     for vector in kernel_modes():
         with row_kernels(vector):
