@@ -319,10 +319,7 @@ def test_a_window_far_wider_than_the_image_is_cut_like_the_twin(astronaut):
     of 1e9) costs what a narrow one does and gives the twin's numbers (a buffer of its row would
     be 24 GB)."""
     boxes = np.array([[-1e9, 3, 1e9, 10], [-1e9, -600, 1e9, -590], [100, 200, 1e9, 203]], np.float32)
-    want = _reference.crop_windows(astronaut, boxes, 24)
-    for vector in kernel_modes():
-        with row_kernels(vector):
-            same(_core.crop_windows(astronaut, boxes, 24), want)
+    same(_core.crop_windows(astronaut, boxes, 24), _reference.crop_windows(astronaut, boxes, 24))
 
 
 def test_crop_zero_fills_outside_the_image(astronaut):

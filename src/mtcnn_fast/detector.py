@@ -209,9 +209,9 @@ class FaceDetector:
             memory the previous one freed instead of faulting it in again from the system. The
             detector's bands and chunks (ACTIVATION_BYTES) already give most frames of one size
             that without it (1280x720 and 1920x1080 measured as fast by default); some small
-            frames still fault per frame (a 640x480 one: 4,200 pages). The price: a resident size that stays near its peak
-            and, fed frames of ever new sizes, keeps growing (``mtcnn_fast._malloc``,
-            benchmarks/README.md).
+            frames still fault per frame (a 640x480 one: 4,200 pages). The price: a resident
+            size that stays near its peak and, fed frames of ever new sizes, keeps growing
+            (``mtcnn_fast._malloc``, benchmarks/README.md).
         trim_memory: after a call on frames of another size than the previous call's, hand the
             free pages of the C heap back to the system (glibc's ``malloc_trim``; default True),
             so that a long-lived process fed photos of new sizes keeps a flat resident size, at
