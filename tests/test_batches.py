@@ -122,6 +122,41 @@ def test_precision_settings():
         FaceDetector(device="cpu", precision="int8")
     with pytest.raises(ValueError, match="CUDA only"):
         FaceDetector(device="cpu", precision="float16")
+    # Per network: a mapping; unknown networks and names, and other types, are refused.
+    with pytest.raises(ValueError, match="unknown network.*'fnet'"):
+        FaceDetector(device="cpu", precision={"fnet": "bfloat16"})
+    with pytest.raises(ValueError, match="precision must be one of.*'int8'"):
+        FaceDetector(device="cpu", precision={"onet": "int8"})
+    with pytest.raises(ValueError, match="CUDA only"):
+        FaceDetector(device="cpu", precision={"rnet": "float16"})
+    with pytest.raises(TypeError, match="precision must be a name"):
+        FaceDetector(device="cpu", precision=["float32"])
+    # A mapping that gives every network the same name is that name.
+    det = FaceDetector(device="cpu", precision={"pnet": "float32", "onet": "float32"})
+    assert det.precision == "float32" and "precision='float32'" in repr(det)
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")
+def test_one_network_in_bfloat16_leaves_the_others_in_float32(astronaut, detector):
+    """precision={"onet": "bfloat16"}: P-Net and R-Net give the float32 detector's windows bit for
+    bit; O-Net runs in bfloat16 and moves the final face a little, never the face found."""
+    bf = FaceDetector(device="cpu", precision={"onet": "bfloat16"})
+    assert bf.precision == {"pnet": "float32", "rnet": "float32", "onet": "bfloat16"}
+    assert "'onet': 'bfloat16'" in repr(bf)
+    frame = np.tile(astronaut, (1, 2, 1))
+    proposals = detector.propose(frame)
+    assert np.array_equal(bf.propose(frame), proposals)
+    assert np.array_equal(bf.refine(frame, proposals), detector.refine(frame, proposals))
+    want, got = detector.detect(frame), bf.detect(frame)
+    assert len(got) == len(want) == 2
+    # The two copies of the face score alike, so their order may swap: match them by overlap.
+    overlap = iou_matrix(want.boxes, got.boxes)
+    match = overlap.argmax(axis=1)
+    assert sorted(match) == [0, 1] and overlap.max(axis=1).min() > 0.9
+    assert not np.array_equal(got.scores[match], want.scores)  # O-Net did run in bfloat16
+    assert np.abs(got.landmarks[match] - want.landmarks).max() < 3.0
+    assert np.abs(got.scores[match] - want.scores).max() < 0.01
+    assert got.boxes.dtype == got.scores.dtype == got.landmarks.dtype == np.float32
 
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16 (AVX-512 BF16 / AMX)")

@@ -46,6 +46,21 @@ def test_detect_walks_folders_and_reports_unreadable_files(tmp_path, capsys):
 def test_bad_settings_exit_with_a_message(capsys):
     assert main(["detect", str(sample_image_path()), "--min-face-size", "-3"]) == 2
     assert "min_face_size" in capsys.readouterr().err
+    assert main(["detect", str(sample_image_path()), "--device", "cpu", "--precision", "fnet=bfloat16"]) == 2
+    assert "unknown network(s) ['fnet']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: a malformed pair
+        main(["detect", str(sample_image_path()), "--precision", "onet=bfloat16,onet=float32"])
+    assert "each network once" in capsys.readouterr().err
+
+
+def test_precision_per_network_on_the_command_line(capsys):
+    """--precision NET=NAME pairs reach the detector as a mapping (float32 everywhere here, so that
+    it runs on any CPU: the names are the detector's to check)."""
+    assert main(["detect", str(sample_image_path()), "--device", "cpu", "--json",
+                 "--precision", "onet=float32, rnet=float32"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["faces"]
+    assert main(["detect", str(sample_image_path()), "--device", "cpu", "--precision", "rnet=float16"]) == 2
+    assert "'float16' runs on CUDA only" in capsys.readouterr().err
 
 
 def test_demo_console_script_runs(tmp_path):

@@ -68,6 +68,18 @@ def expand_inputs(paths: Sequence[str], exclude: Optional[Path] = None) -> List[
 SETTING_FLAGS = ("min_face_size", "thresholds", "scale_factor")
 
 
+def _precision(text: str):
+    """--precision: a name for every network, or NET=NAME pairs split by commas (a dict); the
+    names and networks are checked where the detector is made (detector.precision_setting)."""
+    if "=" not in text:
+        return text
+    pairs = [part.split("=") for part in text.split(",")]
+    if any(len(pair) != 2 for pair in pairs) or len({net for net, _ in pairs}) != len(pairs):
+        raise argparse.ArgumentTypeError(f"expected a name or NET=NAME pairs split by commas, each network "
+                                         f"once (e.g. onet=bfloat16), got {text!r}")
+    return {net.strip(): name.strip() for net, name in pairs}
+
+
 def _settings(args) -> dict:
     """The detector settings a command line asks for: the --preset's, each flag given explicitly
     overriding it; what neither names keeps the detector's (or align_dataset's) default."""
@@ -435,8 +447,9 @@ def _add_settings(p: argparse.ArgumentParser, preset: bool = True) -> None:
     p.add_argument("--scale-factor", type=float, default=None, help="pyramid ratio (0.709)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     p.add_argument("--weights", help="folder holding pnet.npz, rnet.npz and onet.npz (default: the original weights)")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="network arithmetic: float32 (default), bfloat16 (CPU with bf16, CUDA), float16 (CUDA)")
+    p.add_argument("--precision", default="float32", type=_precision, metavar="NAME | NET=NAME[,NET=NAME]",
+                   help="network arithmetic: float32 (default), bfloat16 (CPU with bf16, CUDA), float16 "
+                        "(CUDA); or per network, the others in float32, e.g. onet=bfloat16")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def align_dataset(
     scale_factor: float = 0.709,
     device: str = "auto",
     weights: None | str | Path = None,
-    precision: str = "float32",
+    precision: str | Mapping[str, str] = "float32",
     ray: bool | str = False,
     progress: bool = True,
 ) -> DatasetSummary:
@@ -144,6 +144,9 @@ def align_dataset(
         margin = float(margin)
     if not (isinstance(ray, bool) or (isinstance(ray, str) and ray)):
         raise ValueError(f"ray must be True, False or a cluster address, got {ray!r}")
+    from .detector import precision_setting
+
+    precision = precision_setting(precision)  # one name, or a dict naming each network's
     settings = {"min_face_size": min_face_size, "thresholds": tuple(thresholds),
                 "scale_factor": scale_factor, "device": device, "precision": precision,
                 "weights": str(Path(weights).resolve()) if weights is not None else None}
@@ -151,10 +154,6 @@ def align_dataset(
     # Validates the detector settings (and loads the weights) before anything is written. With
     # Ray the detectors run on the cluster's devices: here the check runs on the CPU in float32
     # (the actors check device and precision themselves).
-    from .detector import PRECISIONS
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     if ray and device != "auto":
         import torch
 

@@ -14,7 +14,7 @@ what facenet-pytorch and ipazc/mtcnn return too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Sequence, Tuple, Union, overload
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -85,6 +85,9 @@ CROP_BYTES = 16 << 20
 # need more than the core's 1000 (which it refuses only when it meets such a frame).
 MAX_SCALE_FACTOR = 0.99
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+NETWORKS = ("pnet", "rnet", "onet")
+# A precision name for all three networks, or a mapping from some of NETWORKS to names.
+PrecisionArg = Union[str, Mapping[str, str]]
 
 
 def finite_rows(*arrays: np.ndarray):
@@ -175,6 +178,27 @@ def cpu_has_bf16() -> bool:
     return supported is not None and bool(supported())
 
 
+def precision_setting(precision: PrecisionArg) -> Union[str, Dict[str, str]]:
+    """``precision`` as a detector keeps it: one name for all three networks, or a dict from
+    each network ("pnet", "rnet", "onet") to its name, the networks a mapping leaves out in
+    float32 (a mapping that gives all three the same name becomes that name). Unknown names and
+    networks are refused; whether the device runs a name is check_precision's question."""
+    if isinstance(precision, str):
+        names = dict.fromkeys(NETWORKS, precision)
+    elif isinstance(precision, Mapping):
+        unknown = [k for k in precision if k not in NETWORKS]
+        if unknown:
+            raise ValueError(f"precision: unknown network(s) {unknown}; the networks are 'pnet', 'rnet' and 'onet'")
+        names = {net: precision.get(net, "float32") for net in NETWORKS}
+    else:
+        raise TypeError(f"precision must be a name ({', '.join(sorted(PRECISIONS))}) or a mapping from "
+                        f"'pnet', 'rnet', 'onet' to one, got {type(precision).__name__}")
+    for name in names.values():
+        if not isinstance(name, str) or name not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {name!r}")
+    return names["pnet"] if len(set(names.values())) == 1 else names
+
+
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
     """The torch dtype for a precision name, refused where the device cannot run it natively."""
     if precision not in PRECISIONS:
@@ -202,7 +226,10 @@ class FaceDetector:
             identical detections.
         precision: "float32" (default), "bfloat16" (CPUs with native bf16, AVX-512 BF16 or AMX,
             and CUDA) or "float16" (CUDA only): the networks' arithmetic. Reduced precision moves
-            scores and boxes slightly; benchmarks/accuracy.md gives its speed and AP change.
+            scores and boxes slightly; benchmarks/accuracy.md gives its speed and AP change. A
+            mapping sets it per network, the others in float32: ``{"onet": "bfloat16"}`` was
+            the fastest setting measured on an AMD EPYC with AVX-512 BF16 (O-Net 1.4x faster,
+            the detection 1.01 to 1.06x; slower on an Intel Xeon without AMX; accuracy.md).
         keep_freed_memory: opt-in (default False), a setting of the whole process: under glibc,
             raise the allocator's mmap and trim thresholds (once per process, where glibc's own
             malloc serves it, unless the environment sets them) so that each frame reuses the
@@ -249,7 +276,7 @@ class FaceDetector:
         weights: Union[None, str, Path] = None,
         backend: str = "cpp",
         jit: bool = True,
-        precision: str = "float32",
+        precision: PrecisionArg = "float32",
         keep_freed_memory: bool = False,
         trim_memory: bool = True,
         nms_thresholds: Sequence[float] = NMS_DEFAULT,
@@ -281,12 +308,14 @@ class FaceDetector:
         self.device = resolve_device(device)
         self.backend = backend
         self._ops = get_ops(backend)
-        self.precision = precision
-        self._dtype = check_precision(precision, self.device)
-        self.pnet, self.rnet, self.onet = (
-            compile_net(load_net(name, weights).to(self.device, self._dtype, memory_format=torch.channels_last), jit)
-            for name in ("pnet", "rnet", "onet")
-        )
+        self.precision = precision_setting(precision)
+        names = self.precision if isinstance(self.precision, dict) else dict.fromkeys(NETWORKS, self.precision)
+        dtypes = [check_precision(names[name], self.device) for name in NETWORKS]
+        self.pnet, self.rnet, self.onet = [
+            compile_net(load_net(name, weights).to(self.device, dtype, memory_format=torch.channels_last), jit)
+            for name, dtype in zip(NETWORKS, dtypes)
+        ]
+        self._dtypes = dict(zip(NETWORKS, dtypes))
         if keep_freed_memory:  # last: a detector that could not be made changes nothing
             _malloc.keep_freed_memory()
 
@@ -294,7 +323,7 @@ class FaceDetector:
         return (
             f"FaceDetector(min_face_size={self.min_face_size}, thresholds={self.thresholds}, "
             f"scale_factor={self.scale_factor}, device='{self.device}', backend='{self.backend}', "
-            f"precision='{self.precision}', nms_thresholds={self.nms_thresholds}, flip={self.flip})"
+            f"precision={self.precision!r}, nms_thresholds={self.nms_thresholds}, flip={self.flip})"
         )
 
     @classmethod
@@ -434,7 +463,9 @@ class FaceDetector:
             return parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
 
     def _forward(self, net, batch: np.ndarray):
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, self._dtype)
+        # The input in the dtype of the network's role (precision), float32 for any other module.
+        dtype = next((self._dtypes[name] for name in NETWORKS if getattr(self, name) is net), torch.float32)
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, dtype)
         return [o.float().cpu().numpy() for o in net(x)]
 
     def _run_windows(self, net, imgs, boxes, size: int):
