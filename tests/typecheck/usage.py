@@ -48,3 +48,7 @@ def stream(det: FaceDetector) -> Iterator[Tuple[np.ndarray, Detections]]:
 
 def settings() -> FaceDetector:
     return FaceDetector(min_face_size=np.float32(20), thresholds=(0.6, 0.7, 0.7), scale_factor=0.709)
+
+
+def per_network_precision() -> FaceDetector:
+    return FaceDetector(device="cpu", precision={"onet": "bfloat16"})
