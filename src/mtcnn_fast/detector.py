@@ -178,11 +178,10 @@ def cpu_has_bf16() -> bool:
     return supported is not None and bool(supported())
 
 
-def precision_setting(precision: PrecisionArg) -> Union[str, Dict[str, str]]:
-    """``precision`` as a detector keeps it: one name for all three networks, or a dict from
-    each network ("pnet", "rnet", "onet") to its name, the networks a mapping leaves out in
-    float32 (a mapping that gives all three the same name becomes that name). Unknown names and
-    networks are refused; whether the device runs a name is check_precision's question."""
+def network_precisions(precision: PrecisionArg) -> Dict[str, str]:
+    """Each network's precision name ("pnet", "rnet", "onet", in that order) from ``precision``:
+    one name for all three, or a mapping whose networks left out run in float32. Unknown names
+    and networks are refused; whether the device runs a name is check_precision's question."""
     if isinstance(precision, str):
         names = dict.fromkeys(NETWORKS, precision)
     elif isinstance(precision, Mapping):
@@ -196,6 +195,13 @@ def precision_setting(precision: PrecisionArg) -> Union[str, Dict[str, str]]:
     for name in names.values():
         if not isinstance(name, str) or name not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {name!r}")
+    return names
+
+
+def precision_setting(precision: PrecisionArg) -> Union[str, Dict[str, str]]:
+    """``precision`` as a detector keeps (and reports) it: the one name when every network has
+    it, else the dict of network_precisions."""
+    names = network_precisions(precision)
     return names["pnet"] if len(set(names.values())) == 1 else names
 
 
@@ -309,8 +315,7 @@ class FaceDetector:
         self.backend = backend
         self._ops = get_ops(backend)
         self.precision = precision_setting(precision)
-        names = self.precision if isinstance(self.precision, dict) else dict.fromkeys(NETWORKS, self.precision)
-        dtypes = [check_precision(names[name], self.device) for name in NETWORKS]
+        dtypes = [check_precision(name, self.device) for name in network_precisions(precision).values()]
         self.pnet, self.rnet, self.onet = [
             compile_net(load_net(name, weights).to(self.device, dtype, memory_format=torch.channels_last), jit)
             for name, dtype in zip(NETWORKS, dtypes)
