@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark modules."""
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,35 @@ def time_frames(benchmark, detector, frames, mode: str):
     if mode == "batch":
         return benchmark(detector.detect, frames)
     return benchmark(lambda: [detector.detect(f) for f in frames])
+
+
+# --- calibration ------------------------------------------------------------------------------
+# The latency guard's yardstick (benchmarks/guard.py): a fixed workload that involves none of
+# mtcnn-fast's code, a torch convolution and a NumPy sort.
+CALIBRATION_REPEAT = 5
+
+
+def calibration_workload():
+    """A function doing the fixed work, and its answer (the same on every call)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 192, 192, generator=gen)
+    w = torch.randn(32, 16, 3, 3, generator=gen)
+    a = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+
+    def work():
+        with torch.inference_mode():
+            y = torch.nn.functional.conv2d(x, w)
+        return float(y.sum()) + float(np.sort(a, axis=1)[:, 128].sum())
+
+    return work, work()
+
+
+def time_calibration(repeat: int = CALIBRATION_REPEAT) -> list:
+    """Seconds of `repeat` calls of the calibration work at torch's current thread count."""
+    work, _ = calibration_workload()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t)
+    return times

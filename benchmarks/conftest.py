@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mtcnn_fast import FaceDetector  # noqa: E402
 
 import frames as frame_sets  # noqa: E402
-from bench_support import frames_for, golden_frames  # noqa: E402
+from bench_support import frames_for, golden_frames, time_calibration  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,25 @@ def batch_frames():
     """Eight frames per kind for the batch benchmarks; the four golden frames for "golden"."""
     return {"640x480": frame_sets.frames("640x480", 8), "wider": frame_sets.wider_photos(8),
             "golden": golden_frames()}
+
+
+@pytest.fixture(autouse=True)
+def calibration_beside(request):
+    """Times the calibration work (bench_support.calibration_workload) right before and right
+    after every timed benchmark, at the benchmark's thread count, into its extra_info
+    ("calibration": the smallest of those times, in seconds), which the latency guard divides
+    the benchmark by. Nothing is timed when benchmarking is off (--benchmark-disable), nor beside
+    a benchmark marked own_yardstick (the GPU rows, divided by the GPU calibration)."""
+    if "benchmark" not in request.fixturenames or request.node.get_closest_marker("own_yardstick"):
+        yield
+        return
+    if "threads" in request.fixturenames:
+        request.getfixturevalue("threads")  # the benchmark's thread count, set before timing
+    bench = request.getfixturevalue("benchmark")
+    if bench.disabled:
+        yield
+        return
+    times = time_calibration()
+    yield
+    times += time_calibration()
+    bench.extra_info["calibration"] = min(times)
