@@ -219,6 +219,11 @@ def torch_version() -> str:
         return "unknown"
 
 
+def best(seen: Dict[str, List[float]]) -> Dict[str, float]:
+    """Each benchmark's smallest ratio over its runs: interference only ever adds time."""
+    return {name: min(rs) for name, rs in seen.items()}
+
+
 def against_drift(name: str, base: Dict[str, float], now: Dict[str, float], threads: Dict[str, ThreadKey],
                   drift: Dict[ThreadKey, Tuple[float, int]]) -> float:
     """A benchmark's change against the baseline, divided by its thread count's drift, minus 1."""
@@ -304,14 +309,12 @@ def main(argv=None, runner=run_suite) -> int:
         entry = None
 
     extra = ["-k", f"calibration or ({args.k})"] if args.k else []
-    now: dict = {}
-    seen: Dict[str, List[float]] = {}
+    seen: Dict[str, List[float]] = {}  # each benchmark's ratio in every run
     threads: Dict[str, ThreadKey] = {}
     try:
         for _ in range(args.runs):
             report = runner(extra)
             for name, r in ratios(report).items():
-                now[name] = min(r, now.get(name, r))
                 seen.setdefault(name, []).append(r)
             threads.update(thread_counts(report))
         # A benchmark beyond the tolerance runs again (alone, beside the calibrations) before it
@@ -319,7 +322,7 @@ def main(argv=None, runner=run_suite) -> int:
         # need not (the C++ crops at 2 threads: fastest of 200-odd calls 1.7 to 4.6 ms from one
         # run of the suite to the next, with no page faults).
         for _ in range(0 if entry is None or args.save else args.confirm):
-            again = suspects(entry["ratios"], now, threads, args.tolerance)
+            again = suspects(entry["ratios"], best(seen), threads, args.tolerance)
             if not again:
                 break
             print(f"guard: {len(again)} benchmark(s) beyond {args.tolerance:.0%}, run again to confirm: "
@@ -328,8 +331,8 @@ def main(argv=None, runner=run_suite) -> int:
             if any(threads.get(name) == "cuda" for name in again):
                 nodes.append(HERE / "test_bench_cuda.py::test_calibration_cuda")
             for name, r in ratios(runner([], nodes)).items():
-                if name in now:
-                    now[name] = min(r, now[name])
+                if name in seen:
+                    seen[name].append(r)
     except SuiteFailed as e:
         names = "\n".join(f"    {n}" for n in e.failed) or "    (none recorded: see pytest's output above)"
         print(f"guard: the benchmark suite failed (pytest exit status {e.returncode}); nothing was "
@@ -337,13 +340,13 @@ def main(argv=None, runner=run_suite) -> int:
         return EXIT_SUITE_FAILED
     failed = 0
     if entry is not None:  # with --save too: the run compared with the entry it replaces
-        failed = compare(cpu, entry, now, args.tolerance, threads)
+        failed = compare(cpu, entry, best(seen), args.tolerance, threads)
     if args.save:
         # The entry keeps each benchmark's typical ratio, the median of the runs, while a check
         # takes its best: the best of the save's runs would keep a lucky run's outlier (the
         # crops, a 2 to 5 ms call at 2 threads, read 0.48 in one run against 0.77 to 1.7 in others).
         save(args.baseline, cpu, torch_version(), {name: statistics.median(rs) for name, rs in seen.items()})
-        print(f"baseline of {len(now)} ratios (each the median of {args.runs} runs) for {cpu!r} written to {args.baseline}")
+        print(f"baseline of {len(seen)} ratios (each the median of {args.runs} runs) for {cpu!r} written to {args.baseline}")
         return 0
     return EXIT_REGRESSION if failed else 0
 
