@@ -33,9 +33,10 @@ saved against another yardstick (YARDSTICK) is not compared: the guard says so a
 The ratios do not carry from one CPU model to another (the calibration convolution does not
 track the network and core kernels across CPU families: with unchanged code an Intel Xeon read
 2 to 8 "regressions" against the AMD EPYC's ratios), so baseline.json keeps one entry per CPU
-model, keyed by the model name the CPU reports (/proc/cpuinfo "model name", as lscpu shows it;
---cpu overrides it, e.g. for a virtual machine whose name is generic). The guard compares only
-with the entry of the CPU it runs on and says so plainly when there is none.
+model, keyed by the model name the CPU reports (/proc/cpuinfo "model name", as lscpu shows it)
+with its family and model numbers (cpu_model: virtual machines report generic names, and an AMD
+EPYC of the Zen 4 and of the Zen 5 generation both say "AMD EPYC"); --cpu overrides it. The guard
+compares only with the entry of the CPU it runs on and says so plainly when there is none.
 
 Exit status:
     0  no regression beyond the tolerance (or --save wrote the entry)
@@ -79,17 +80,30 @@ class SuiteFailed(Exception):
         self.returncode, self.failed = returncode, failed
 
 
-def cpu_model() -> str:
-    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo, what lscpu shows as
-    "Model name"), whitespace collapsed; platform.processor() elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return " ".join(value.split())
-    except OSError:
-        pass
-    return " ".join(platform.processor().split()) or "unknown CPU"
+def cpu_model(cpuinfo: Optional[str] = None) -> str:
+    """The CPU model this run's ratios belong to: the model name the OS reports (Linux:
+    /proc/cpuinfo, what lscpu shows as "Model name"), whitespace collapsed, followed by the CPU
+    family and model numbers where the OS gives them, e.g. "AMD EPYC (family 26, model 2)".
+    Virtual machines often report a generic name: an AMD EPYC of the Zen 4 generation (family 25,
+    model 17) and one of Zen 5 (family 26, model 2) both say "AMD EPYC", and their ratios differ
+    (Zen 5's convolution throughput per core is twice Zen 4's; memory-bound passes gained far
+    less). platform.processor() where there is no /proc/cpuinfo. `cpuinfo`: its text, for tests."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: Dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip() and fields:
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), " ".join(value.split()))
+    name = fields.get("model name", "")
+    if not name:
+        return " ".join(platform.processor().split()) or "unknown CPU"
+    family, model = fields.get("cpu family", ""), fields.get("model", "")
+    return f"{name} (family {family}, model {model})" if family and model else name
 
 
 def failed_tests(junit: Path) -> List[str]:
@@ -283,7 +297,7 @@ def main(argv=None, runner=run_suite) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", action="store_true", help="write this run's ratios as this CPU's baseline")
     ap.add_argument("--baseline", type=Path, default=BASELINE)
-    ap.add_argument("--cpu", default=None, help="the baseline entry's name (default: the CPU's model name)")
+    ap.add_argument("--cpu", default=None, help="the baseline entry's name (default: the CPU's model name, family and model)")
     ap.add_argument("--tolerance", type=float, default=0.40)
     ap.add_argument("--runs", type=int, default=3,
                     help="suite runs; a check keeps each benchmark's best ratio, --save their median")

@@ -50,16 +50,46 @@ def test_baseline_is_picked_by_cpu_model(tmp_path):
     assert guard.select(cpus, "AMD EPYC 7R13 Processor") is None
 
 
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD  EPYC
+stepping\t: 1
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+"""
+
+
+def test_the_cpu_model_tells_cpu_generations_with_one_generic_name_apart():
+    # What two VMs of this project reported: both "AMD EPYC", one Zen 4 and one Zen 5.
+    zen4 = guard.cpu_model(ZEN4)
+    zen5 = guard.cpu_model(ZEN4.replace(": 25", ": 26").replace(": 17", ": 2"))
+    assert zen4 == "AMD EPYC (family 25, model 17)"
+    assert zen5 == "AMD EPYC (family 26, model 2)"
+    cpus = {zen4: {"ratios": {"a": 1.0}}}
+    assert guard.select(cpus, zen5) is None and guard.select(cpus, zen4) == {"ratios": {"a": 1.0}}
+    # Without family and model lines: the name alone.
+    assert guard.cpu_model("model name\t: Some CPU\n") == "Some CPU"
+
+
 def test_the_cpu_model_is_the_reported_name():
     name = guard.cpu_model()
     assert name and name == " ".join(name.split())
     try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
         pytest.skip("no /proc/cpuinfo here")
-    reported = [line.split(":", 1)[1] for line in lines if line.startswith("model name")]
-    if reported:
-        assert name == " ".join(reported[0].split())
+    first = text.split("\n\n")[0].splitlines()
+    value = {line.split(":", 1)[0].strip(): " ".join(line.split(":", 1)[1].split()) for line in first if ":" in line}
+    if value.get("model name"):
+        assert name.startswith(value["model name"])
+        if "cpu family" in value and "model" in value:
+            assert name.endswith(f"(family {value['cpu family']}, model {value['model']})")
 
 
 def test_compares_with_this_cpus_entry_only(tmp_path, capsys):
