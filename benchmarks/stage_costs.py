@@ -1,12 +1,19 @@
 """Where the time goes: each stage's median time next to its arithmetic, and the floor that this
 CPU's measured convolution throughput puts under it.
 
-    .venv/bin/python benchmarks/stage_costs.py [--threads 1] [--repeat 15]
+    .venv/bin/python benchmarks/stage_costs.py [--threads 1] [--repeat 15] [--keep-freed-memory]
 
 Throughput is measured on a large, well-shaped convolution (64 -> 64 channels, 3x3, 8 x 56 x 56,
 channels-last), the best case for torch's oneDNN kernels here. A stage's floor is its
 multiply-accumulates divided by that throughput; "x floor" is how far the stage is from it.
 Frames: the fixed WIDER photos of benchmarks/frames.py (the astronaut if ../shared is absent).
+
+By default the detector runs as a user gets it, under glibc's default malloc settings, where the
+activations of repeated calls are handed back to the system and faulted in again, page by page:
+that price is the allocator's, not the stage's arithmetic, and it differs from machine to
+machine (on an AMD EPYC of the Zen 5 generation about a third of a WIDER photo's detection).
+--keep-freed-memory runs the detector with keep_freed_memory=True (a setting of this whole
+process: glibc keeps freed memory), so each stage shows its own work.
 """
 
 from __future__ import annotations
@@ -73,9 +80,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="the detector with keep_freed_memory=True: no page faults from memory handed back")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    det = FaceDetector(device="cpu")
+    det = FaceDetector(device="cpu", keep_freed_memory=args.keep_freed_memory)
     eager = FaceDetector(device="cpu", jit=False)  # plain modules, for counting
     gmacs = conv_throughput(args.repeat)
     rows = {k: [0.0, 0] for k in ("pyramid", "P-Net", "proposals (windows, NMS)", "R-Net crops",
@@ -117,7 +126,8 @@ def main(argv=None) -> int:
         ):
             rows[key][0] += t / len(photos)
             rows[key][1] += m // len(photos)
-    print(f"{len(photos)} photos, {args.threads} thread(s); windows per photo: "
+    print(f"{len(photos)} photos, {args.threads} thread(s), "
+          f"{'keep_freed_memory' if args.keep_freed_memory else 'default malloc settings'}; windows per photo: "
           f"{windows[0] / len(photos):.0f} to R-Net, {windows[1] / len(photos):.0f} to O-Net")
     print(f"measured convolution throughput: {gmacs:.1f} GMAC/s")
     print(f"{'stage':<28}{'ms':>8}{'MMAC':>9}{'floor ms':>10}{'x floor':>9}")
