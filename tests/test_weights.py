@@ -169,3 +169,45 @@ def test_tiled_prelu_equals_prelu(channels, channels_last):
     x2 = x.detach().clone().requires_grad_()
     torch.nn.functional.prelu(x2, fast.weight.detach()).sum().backward()
     assert torch.equal(x.grad, x2.grad)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fully_connected_layer_equals_linear(bias):
+    """OneDNNLinear (the rows as one channels-last map, the weights as 1x1 filters) against
+    torch's linear, in float32 and, where the CPU has it, bfloat16; eager and under TorchScript as
+    the detector runs it; any row count, a row alone, an input flattened from a channels-last map,
+    no rows."""
+    import torch
+
+    from mtcnn_fast.detector import cpu_has_bf16
+    from mtcnn_fast.nets import OneDNNLinear, compile_net
+
+    gen = torch.Generator().manual_seed(2)
+    layer = OneDNNLinear(72, 24)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(24, 72, generator=gen) * 0.1)
+        if not bias:
+            layer.bias = None
+    scripted = compile_net(torch.nn.Sequential(layer).eval())
+    for n in (1, 3, 16, 64):
+        # (n, 8, 3, 3) channels-last, flattened as the networks do: (C, y, x) order, a copy
+        x = torch.randn(n, 8, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last).flatten(1)
+        want = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        with torch.inference_mode():
+            got, got_scripted = layer(x), scripted(x)
+        assert got.shape == (n, 24) and torch.equal(got, got_scripted)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), n
+        # a row's outputs alone are the bits it has in the batch
+        with torch.inference_mode():
+            assert torch.equal(layer(x[n - 1 :]), got[n - 1 :])
+        if cpu_has_bf16():
+            half = OneDNNLinear(72, 24).to(torch.bfloat16)
+            with torch.no_grad():
+                half.weight.copy_(layer.weight)
+                half.bias = None if layer.bias is None else torch.nn.Parameter(layer.bias.to(torch.bfloat16))
+            with torch.inference_mode():
+                got16 = half(x.to(torch.bfloat16))
+            assert got16.dtype == torch.bfloat16 and got16.shape == (n, 24)
+            assert torch.allclose(got16.float(), want, rtol=0.05, atol=0.05), n
+    with torch.inference_mode():
+        assert layer(torch.zeros(0, 72)).shape == (0, 24)
