@@ -189,6 +189,12 @@ def test_fully_connected_layer_equals_linear(bias):
         if not bias:
             layer.bias = None
     scripted = compile_net(torch.nn.Sequential(layer).eval())
+    half = None
+    if cpu_has_bf16():
+        half = OneDNNLinear(72, 24).to(torch.bfloat16)
+        with torch.no_grad():
+            half.weight.copy_(layer.weight)
+            half.bias = None if layer.bias is None else torch.nn.Parameter(layer.bias.to(torch.bfloat16))
     for n in (1, 3, 16, 64):
         # (n, 8, 3, 3) channels-last, flattened as the networks do: (C, y, x) order, a copy
         x = torch.randn(n, 8, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last).flatten(1)
@@ -200,11 +206,7 @@ def test_fully_connected_layer_equals_linear(bias):
         # a row's outputs alone are the bits it has in the batch
         with torch.inference_mode():
             assert torch.equal(layer(x[n - 1 :]), got[n - 1 :])
-        if cpu_has_bf16():
-            half = OneDNNLinear(72, 24).to(torch.bfloat16)
-            with torch.no_grad():
-                half.weight.copy_(layer.weight)
-                half.bias = None if layer.bias is None else torch.nn.Parameter(layer.bias.to(torch.bfloat16))
+        if half is not None:
             with torch.inference_mode():
                 got16 = half(x.to(torch.bfloat16))
             assert got16.dtype == torch.bfloat16 and got16.shape == (n, 24)
