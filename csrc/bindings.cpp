@@ -155,23 +155,75 @@ int require_threads(int64_t threads) {
   return static_cast<int>(threads);
 }
 
-py::list pyramid(const py::object& image, const std::vector<double>& scales, int64_t threads) {
-  const int nthreads = require_threads(threads);
-  auto img = require_image(image);
-  const int64_t h = img.shape(0), w = img.shape(1);
-  std::vector<int64_t> sizes;
-  std::vector<py::array_t<float>> levels;
-  std::vector<float*> outs;
+// The caller's buffer for an output (`out`): a writeable, C-contiguous, one-dimensional float32
+// array of at least `need` values that shares no byte with the image. The output is written
+// there and returned as views of it, so a caller that keeps one buffer across calls spares the
+// heap (and the system) a fresh allocation for every frame.
+float* require_out(const py::object& obj, py::ssize_t need, const py::array& image) {
+  auto arr = checked<float>(obj, "out", "float32");
+  if (arr.ndim() != 1 || !(arr.flags() & py::array::c_style) || !arr.writeable()) {
+    throw py::value_error("out must be a writeable, contiguous one-dimensional array, got shape " +
+                          shape_str(arr));
+  }
+  if (arr.shape(0) < need) {
+    throw py::value_error("out holds " + std::to_string(arr.shape(0)) + " values; this call needs " +
+                          std::to_string(need));
+  }
+  const auto* a0 = static_cast<const char*>(arr.data());
+  const auto* i0 = static_cast<const char*>(image.data());
+  if (a0 < i0 + image.nbytes() && i0 < a0 + arr.nbytes())
+    throw py::value_error("out must not share memory with the image");
+  return static_cast<float*>(arr.mutable_data());
+}
+
+// Values from one level's start to the next one's: levels in a caller's buffer start on
+// 64-byte boundaries (16 floats) from the buffer's start.
+py::ssize_t padded(py::ssize_t values) { return (values + 15) / 16 * 16; }
+
+// The levels' sizes for a frame of h x w pixels (checked), and the values a caller's buffer
+// needs to hold them all.
+py::ssize_t level_sizes(int64_t h, int64_t w, const std::vector<double>& scales,
+                        std::vector<int64_t>& sizes) {
+  py::ssize_t need = 0;
   for (double s : scales) {
     require_positive(s, "scale");
     const double lh = std::ceil(h * s), lw = std::ceil(w * s);
     if (lh > kMaxCoord || lw > kMaxCoord) throw py::value_error("pyramid level too large");
-    const int64_t oh = static_cast<int64_t>(lh), ow = static_cast<int64_t>(lw);
-    levels.emplace_back(std::vector<py::ssize_t>{static_cast<py::ssize_t>(oh),
-                                                 static_cast<py::ssize_t>(ow), 3});
+    sizes.push_back(static_cast<int64_t>(lh));
+    sizes.push_back(static_cast<int64_t>(lw));
+    need += padded(static_cast<py::ssize_t>(lh * lw * 3));
+  }
+  return need;
+}
+
+py::ssize_t pyramid_values(int64_t height, int64_t width, const std::vector<double>& scales) {
+  if (height < 1 || width < 1) throw py::value_error("height and width must be >= 1");
+  std::vector<int64_t> sizes;
+  return level_sizes(height, width, scales, sizes);
+}
+
+py::list pyramid(const py::object& image, const std::vector<double>& scales, int64_t threads,
+                 const py::object& out_obj) {
+  const int nthreads = require_threads(threads);
+  auto img = require_image(image);
+  const int64_t h = img.shape(0), w = img.shape(1);
+  std::vector<int64_t> sizes;
+  const py::ssize_t need = level_sizes(h, w, scales, sizes);
+  const size_t count = scales.size();
+  std::vector<py::array_t<float>> levels;
+  std::vector<float*> outs;
+  float* buffer = out_obj.is_none() ? nullptr : require_out(out_obj, need, img);
+  for (size_t l = 0; l < count; ++l) {
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(sizes[2 * l]),
+                                         static_cast<py::ssize_t>(sizes[2 * l + 1]), 3};
+    if (buffer) {
+      const std::vector<py::ssize_t> strides{shape[1] * 3 * 4, 3 * 4, 4};
+      levels.emplace_back(shape, strides, buffer, out_obj);
+      buffer += padded(shape[0] * shape[1] * 3);
+    } else {
+      levels.emplace_back(shape);
+    }
     outs.push_back(levels.back().mutable_data());
-    sizes.push_back(oh);
-    sizes.push_back(ow);
   }
   const uint8_t* src = img.data();
   {
@@ -184,14 +236,19 @@ py::list pyramid(const py::object& image, const std::vector<double>& scales, int
 }
 
 py::array_t<float> crop_windows(const py::object& image, const py::object& boxes_obj,
-                                int64_t size, int64_t threads) {
+                                int64_t size, int64_t threads, const py::object& out_obj) {
   const int nthreads = require_threads(threads);
   auto img = require_image(image);
   auto boxes = require_boxes(boxes_obj, "boxes");
   if (size < 1 || size > 4096) throw py::value_error("size must lie in [1, 4096]");
-  const py::ssize_t n = boxes.shape(0);
-  py::array_t<float> out({n, static_cast<py::ssize_t>(size), static_cast<py::ssize_t>(size),
-                          static_cast<py::ssize_t>(3)});
+  const py::ssize_t n = boxes.shape(0), side = static_cast<py::ssize_t>(size);
+  const std::vector<py::ssize_t> shape{n, side, side, 3};
+  py::array_t<float> out =
+      out_obj.is_none()
+          ? py::array_t<float>(shape)
+          : py::array_t<float>(shape,
+                               std::vector<py::ssize_t>{side * side * 3 * 4, side * 3 * 4, 3 * 4, 4},
+                               require_out(out_obj, n * side * side * 3, img), out_obj);
   const uint8_t* src = img.data();
   const float* b = boxes.data();
   float* dst = out.mutable_data();
@@ -311,14 +368,22 @@ PYBIND11_MODULE(_core, m) {
         py::arg("min_face_size"), py::arg("factor"),
         "Pyramid scales 12 / min_face_size * factor**k while min(height, width) * scale >= 12.");
   m.def("pyramid", &pyramid, py::arg("image"), py::arg("scales"), py::arg("threads") = 1,
+        py::arg("out") = py::none(),
         "Each level: the uint8 (H, W, 3) image resized to ceil(H*s) x ceil(W*s) (area averages\n"
         "when the level is smaller than the image, bilinear when larger),\n"
-        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3); on `threads` threads.");
+        "normalised as (x - 127.5) * 0.0078125, float32 (h, w, 3); on `threads` threads.\n"
+        "out: a one-dimensional float32 buffer the levels are written to (views of it, each\n"
+        "starting on a multiple of 16 values: pyramid_values() says how many it needs); else\n"
+        "new arrays.");
+  m.def("pyramid_values", &pyramid_values, py::arg("height"), py::arg("width"), py::arg("scales"),
+        "How many float32 values pyramid's `out` needs for a height x width frame.");
   m.def("crop_windows", &crop_windows, py::arg("image"), py::arg("boxes"), py::arg("size"),
-        py::arg("threads") = 1,
+        py::arg("threads") = 1, py::arg("out") = py::none(),
         "Windows (1-based inclusive pixel numbers, truncated), zero-filled outside the image,\n"
         "resized to size x size (area averages when the window is at least size wide and high,\n"
-        "else bilinear) and normalised: float32 (N, size, size, 3); on `threads` threads.");
+        "else bilinear) and normalised: float32 (N, size, size, 3); on `threads` threads.\n"
+        "out: a one-dimensional float32 buffer of at least N * size * size * 3 values, the\n"
+        "crops written to its start (a view of it is returned); else a new array.");
   m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
         py::arg("scale"), py::arg("threshold"),
         "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).");

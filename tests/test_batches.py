@@ -184,9 +184,9 @@ class _CutRecorder:
     def __getattr__(self, name):
         return getattr(self._ops, name)
 
-    def crop_windows(self, img, boxes, size, threads):
+    def crop_windows(self, img, boxes, size, threads, out=None):
         self.cuts.append((img.shape, size, np.array(boxes)))
-        return self._ops.crop_windows(img, boxes, size, threads)
+        return self._ops.crop_windows(img, boxes, size, threads, out=out)
 
 
 @pytest.mark.exactness

@@ -499,6 +499,13 @@ def test_square_keeps_the_centre_and_truncates():
 
 # --- the boundary --------------------------------------------------------------------------
 
+
+def read_only(n):
+    a = np.zeros(n, np.float32)
+    a.flags.writeable = False
+    return a
+
+
 BAD_CALLS = [
     ("nms", lambda m: m.nms([[0, 0, 1, 1]], np.ones(1, np.float32), 0.5, "union"), TypeError),
     ("nms", lambda m: m.nms(np.zeros((2, 4), np.float64), np.ones(2, np.float32), 0.5), TypeError),
@@ -523,6 +530,15 @@ BAD_CALLS = [
     ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4), np.float32), 24, -1), ValueError),
     ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.0]), ValueError),
     ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [float("nan")]), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 1, np.zeros(11, np.float32)), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 1, np.zeros(16, np.float64)), TypeError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 1, np.zeros((4, 4), np.float32)), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 1, np.zeros(32, np.float32)[::2]), ValueError),
+    ("pyramid", lambda m: m.pyramid(np.zeros((4, 4, 3), np.uint8), [0.5], 1, [0.0] * 16), TypeError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.zeros((2, 4), np.float32), 4, 1, np.zeros(95, np.float32)), ValueError),
+    ("crop_windows", lambda m: m.crop_windows(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4), np.float32), 4, 1, read_only(48)), ValueError),
+    ("pyramid_values", lambda m: m.pyramid_values(0, 4, [0.5]), ValueError),
+    ("pyramid_values", lambda m: m.pyramid_values(4, 4, [-0.5]), ValueError),
     ("pyramid_scales", lambda m: m.pyramid_scales(10, 10, 0.0, 0.7), ValueError),
     ("pyramid_scales", lambda m: m.pyramid_scales(10, 10, 20.0, 1.0), ValueError),
     ("generate_windows", lambda m: m.generate_windows(np.zeros((3, 3), np.float32), np.zeros((4, 3, 2), np.float32), 1.0, 0.5), ValueError),
@@ -535,6 +551,49 @@ def test_bad_arguments_raise_the_same_exception_in_both(name, call, exc):
     for backend in (_core, _reference):
         with pytest.raises(exc):
             call(backend)
+
+
+@given(images, st.lists(st.floats(0.05, 3.0), min_size=0, max_size=4), st.integers(0, 40))
+def test_pyramid_into_a_buffer_is_views_of_it_with_the_same_numbers(img, scales, extra):
+    """`out`: the levels are written into the caller's buffer, each on a 64-byte step from its
+    start, as views of it; the numbers are those of new arrays, in both backends."""
+    want = _reference.pyramid(img, scales)
+    need = _core.pyramid_values(img.shape[0], img.shape[1], scales)
+    assert need == _reference.pyramid_values(img.shape[0], img.shape[1], scales)
+    assert need == sum(-(-w_.size // 16) * 16 for w_ in want)
+    for m in (_core, _reference):
+        buf = np.full(need + extra, np.nan, np.float32)
+        got = m.pyramid(img, scales, 1, out=buf)
+        start = 0
+        for g, w_ in zip(got, want):
+            same(g, w_)
+            assert g.flags.c_contiguous and np.shares_memory(g, buf)
+            assert g.ctypes.data == buf.ctypes.data + 4 * start
+            start += -(-g.size // 16) * 16
+        assert np.isnan(buf[start:]).all()  # nothing written past the last level
+
+
+@given(images, box_arrays(integral, 12), st.sampled_from([1, 5, 24]))
+def test_crops_into_a_buffer_fill_its_start_with_the_same_numbers(img, boxes, size):
+    want = _reference.crop_windows(img, boxes, size)
+    for m in (_core, _reference):
+        buf = np.full(want.size + 7, np.nan, np.float32)
+        got = m.crop_windows(img, boxes, size, 1, out=buf)
+        same(got, want)
+        assert got.ctypes.data == buf.ctypes.data and (got.size == 0 or np.shares_memory(got, buf))
+        assert np.isnan(buf[want.size :]).all()
+
+
+def test_a_buffer_over_the_image_is_refused(astronaut):
+    """The output may not be written over the image it is made from."""
+    img = np.ascontiguousarray(astronaut[:64, :64])
+    over = img.reshape(-1).view(np.float32)
+    scales = [0.25]
+    for m in (_core, _reference):
+        with pytest.raises(ValueError, match="share memory with the image"):
+            m.pyramid(img, scales, 1, out=over)
+        with pytest.raises(ValueError, match="share memory with the image"):
+            m.crop_windows(img, np.array([[1, 1, 8, 8]], np.float32), 4, 1, out=over)
 
 
 def test_non_contiguous_views_are_accepted(astronaut):

@@ -48,6 +48,69 @@ def test_four_threads_sharing_one_detector_match_sequential_results(detector, as
 
 
 @pytest.mark.exactness
+def test_the_scratch_buffer_changes_no_number(astronaut, monkeypatch):
+    """The pyramid's levels and the crops are written into a buffer the detector keeps from
+    call to call (SCRATCH_BYTES): what an earlier call of another size left there must not
+    reach a later one. Frames of growing and shrinking sizes, a batch, flip and a frame too
+    large for the buffer give the numbers of new arrays every time."""
+    import mtcnn_fast.detector as detector_module
+
+    tiled = np.ascontiguousarray(np.tile(astronaut, (2, 3, 1))[:900, :1400])
+    frames = [astronaut, tiled, np.ascontiguousarray(astronaut[40:300, 100:420])] + frames_of_varying_sizes(astronaut, 4)
+    kept, mirrored = FaceDetector(device="cpu"), FaceDetector(device="cpu", flip=True)
+    got = [kept.detect(f) for f in frames] + kept.detect(frames[::-1]) + [mirrored.detect(f) for f in frames[:3]]
+    assert kept._held.buffer.size * 4 <= detector_module.SCRATCH_BYTES
+    monkeypatch.setattr(detector_module, "SCRATCH_BYTES", 0)  # new arrays for every level and cut
+    fresh, fresh_mirrored = FaceDetector(device="cpu"), FaceDetector(device="cpu", flip=True)
+    want = [fresh.detect(f) for f in frames] + fresh.detect(frames[::-1]) + [fresh_mirrored.detect(f) for f in frames[:3]]
+    assert not hasattr(fresh._held, "buffer")
+    assert sum(len(w) for w in want) > 10
+    for a, b in zip(got, want):
+        assert_same(a, b)
+    # A cap below the big frame's levels: that frame gets new arrays, the buffer stays within it.
+    monkeypatch.setattr(detector_module, "SCRATCH_BYTES", 4 << 20)
+    capped = FaceDetector(device="cpu")
+    for f, w in zip(frames, want):
+        assert_same(capped.detect(f), w)
+        assert capped._held.buffer.size * 4 <= 4 << 20
+
+
+def test_each_thread_writes_into_its_own_kept_buffer(detector, astronaut, monkeypatch):
+    """The levels and the crops of a frame lie in the calling thread's buffer, the same one
+    call after call (nothing new to allocate, nothing for the system to fault in again); another
+    thread has its own (a detector shared by threads, above)."""
+    seen = []
+
+    class Recorder:  # the detector's core ops, recording the buffer each output goes to
+        def __init__(self, ops):
+            self._ops = ops
+
+        def __getattr__(self, name):
+            return getattr(self._ops, name)
+
+        def pyramid(self, img, scales, threads=1, out=None):
+            seen.append(("pyramid", out))
+            return self._ops.pyramid(img, scales, threads, out=out)
+
+        def crop_windows(self, img, boxes, size, threads=1, out=None):
+            seen.append(("crops", out))
+            return self._ops.crop_windows(img, boxes, size, threads, out=out)
+
+    monkeypatch.setattr(detector, "_ops", Recorder(detector._ops))
+    for _ in range(2):
+        assert len(detector.detect(astronaut)) == 1
+    main = detector._held.buffer
+    assert [k for k, _ in seen] == ["pyramid", "crops", "crops"] * 2
+    assert all(out is not None and np.shares_memory(out, main) for _, out in seen)
+    other = []
+    worker = threading.Thread(target=lambda: other.append((detector.detect(astronaut), detector._held.buffer)))
+    worker.start()
+    worker.join(timeout=600)
+    assert len(other[0][0]) == 1 and not np.shares_memory(other[0][1], main)
+    assert detector._held.buffer is main
+
+
+@pytest.mark.exactness
 def test_the_thread_count_does_not_change_the_numbers(detector, astronaut):
     """Detections at 1, 2 and 3 torch threads are the same bits: every network layer runs on
     oneDNN whatever the thread count (torch's own heuristic sends 1x1 convolutions at one thread

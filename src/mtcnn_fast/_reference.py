@@ -68,6 +68,27 @@ def _require_threads(threads) -> int:
     return threads
 
 
+def _require_out(obj, need: int, image: np.ndarray) -> np.ndarray:
+    """The caller's buffer for an output (`out`): a writeable, C-contiguous, one-dimensional
+    float32 array of at least `need` values that shares no memory with the image."""
+    if not isinstance(obj, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(obj).__name__}")
+    if obj.dtype != np.float32:
+        raise TypeError(f"out must have dtype float32, got {obj.dtype}")
+    if obj.ndim != 1 or not obj.flags.c_contiguous or not obj.flags.writeable:
+        raise ValueError(f"out must be a writeable, contiguous one-dimensional array, got shape {obj.shape}")
+    if obj.shape[0] < need:
+        raise ValueError(f"out holds {obj.shape[0]} values; this call needs {need}")
+    if np.may_share_memory(obj, image):
+        raise ValueError("out must not share memory with the image")
+    return obj
+
+
+def _padded(values: int) -> int:
+    """Values from one level's start to the next one's in a caller's buffer (64-byte steps)."""
+    return -(-values // 16) * 16
+
+
 def _require_positive(v: float, name: str) -> float:
     v = float(v)
     if not math.isfinite(v) or v <= 0.0:
@@ -176,35 +197,64 @@ def _area(table: np.ndarray, ox: int, oy: int, in_h: int, in_w: int, out_h: int,
     return np.ascontiguousarray((v.astype(np.float32) - _MEAN) * _SCALE)
 
 
-def pyramid(image, scales: Sequence[float], threads: int = 1) -> List[np.ndarray]:
-    """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 HWC
-    (channels-last, the layout the networks run fastest in). Levels smaller than the image are
-    area averages (_area), larger ones bilinear (_resample). `threads`: checked as the core
-    checks it (the core runs on that many OpenMP threads; the numbers do not depend on it)."""
-    _require_threads(threads)
-    img = _require_image(image)
-    h, w = img.shape[:2]
-    src = img.astype(np.float32)
-    table = None
-    levels = []
+def _level_sizes(h: int, w: int, scales: Sequence[float]) -> List[Tuple[int, int]]:
+    sizes = []
     for s in scales:
         s = _require_positive(s, "scale")
         lh, lw = math.ceil(h * s), math.ceil(w * s)
         if lh > _MAX_COORD or lw > _MAX_COORD:
             raise ValueError("pyramid level too large")
+        sizes.append((lh, lw))
+    return sizes
+
+
+def pyramid_values(height: int, width: int, scales: Sequence[float]) -> int:
+    """How many float32 values pyramid's `out` needs for a height x width frame."""
+    if height < 1 or width < 1:
+        raise ValueError("height and width must be >= 1")
+    return sum(_padded(lh * lw * 3) for lh, lw in _level_sizes(height, width, scales))
+
+
+def pyramid(image, scales: Sequence[float], threads: int = 1, out=None) -> List[np.ndarray]:
+    """Each level: the image resized to ceil(H * s) x ceil(W * s), normalised, float32 HWC
+    (channels-last, the layout the networks run fastest in). Levels smaller than the image are
+    area averages (_area), larger ones bilinear (_resample). `threads`: checked as the core
+    checks it (the core runs on that many OpenMP threads; the numbers do not depend on it).
+    `out`: a one-dimensional float32 buffer the levels are written to, as views of it (each
+    starting on a multiple of 16 values; pyramid_values says how many it needs); else new
+    arrays."""
+    _require_threads(threads)
+    img = _require_image(image)
+    h, w = img.shape[:2]
+    sizes = _level_sizes(h, w, scales)
+    if out is not None:
+        out = _require_out(out, sum(_padded(lh * lw * 3) for lh, lw in sizes), img)
+    src = img.astype(np.float32)
+    table = None
+    levels = []
+    start = 0
+    for lh, lw in sizes:
         if _shrinks(h, w, lh, lw):
             if table is None:
                 table = _integral(img, 0, 0, w, h)
-            levels.append(_area(table, 0, 0, h, w, lh, lw))
+            level = _area(table, 0, 0, h, w, lh, lw)
         else:
-            levels.append(_resample(src, lh, lw))
+            level = _resample(src, lh, lw)
+        if out is not None:
+            view = out[start : start + level.size].reshape(level.shape)
+            view[...] = level
+            level = view
+            start += _padded(level.size)
+        levels.append(level)
     return levels
 
 
-def crop_windows(image, boxes, size: int, threads: int = 1) -> np.ndarray:
+def crop_windows(image, boxes, size: int, threads: int = 1, out=None) -> np.ndarray:
     """Windows (1-based inclusive pixel numbers, truncated) cut out with zero fill, resized to
     size x size (area averages when the window is at least size wide and high, else bilinear),
-    normalised: (N, size, size, 3) float32 (channels-last). `threads` as in pyramid."""
+    normalised: (N, size, size, 3) float32 (channels-last). `threads` as in pyramid. `out`: a
+    one-dimensional float32 buffer of at least N * size * size * 3 values, the crops written to
+    its start (a view of it is returned); else a new array."""
     _require_threads(threads)
     img = _require_image(image)
     b = _require_boxes(boxes)
@@ -212,7 +262,12 @@ def crop_windows(image, boxes, size: int, threads: int = 1) -> np.ndarray:
     if not 1 <= size <= 4096:
         raise ValueError("size must lie in [1, 4096]")
     h, w = img.shape[:2]
-    out = np.empty((b.shape[0], size, size, 3), dtype=np.float32)
+    shape = (b.shape[0], size, size, 3)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    else:
+        n = b.shape[0] * size * size * 3
+        out = _require_out(out, n, img)[:n].reshape(shape)
     src = img.astype(np.float32)
     t = np.trunc(b).astype(np.int64)
     cw, ch = t[:, 2] - t[:, 0] + 1, t[:, 3] - t[:, 1] + 1

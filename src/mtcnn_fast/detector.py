@@ -13,8 +13,9 @@ what facenet-pytorch and ipazc/mtcnn return too.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple, Union, overload
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -80,6 +81,16 @@ PNET_BAND_ROWS = 16
 # Crops are cut for at most this many bytes of windows at a time (in whole chunks): 2,368 R-Net
 # or 592 O-Net windows, more than a photo gives at the default settings (about 400 and 50).
 CROP_BYTES = 16 << 20
+# The pyramid's levels and the crops are written into one float32 buffer per thread that the
+# detector keeps from call to call (the levels are done with before the first crops are cut,
+# and each cut before the next), up to this many bytes; a frame that needs more gets new
+# arrays, as every frame did before. New arrays every frame went through the C heap, and after
+# the trim that follows a frame of a new size (trim_memory) they were faulted in again page by
+# page (benchmarks/README.md: 10 WIDER photos in turn, 0.92x the time). 32 MB holds the levels
+# of frames up to 2560x1440 at min face 20 (30.6 MB; 1920x1080: 17.2 MB) and a cut of
+# CROP_BYTES; it is what each thread that calls the detector keeps, at most, while the detector
+# lives.
+SCRATCH_BYTES = 32 << 20
 # Refused up front: closer to 1, a photo's pyramid needs hundreds of levels (0.99: 317 for a
 # 640 x 480 frame at min face 20), and beyond about 0.9935 even frames the size limit admits can
 # need more than the core's 1000 (which it refuses only when it meets such a frame).
@@ -270,6 +281,11 @@ class FaceDetector:
     ``detect`` returns boxes and landmarks in the networks' own frame, unchanged: that of the
     WIDER FACE annotations, read as 0-based pixel coordinates, as facenet-pytorch and
     ipazc/mtcnn return them.
+
+    Memory: the pyramid's levels and the windows' crops are written into a buffer that the
+    detector keeps for each thread that calls it, from call to call (at most SCRATCH_BYTES, 32
+    MB: the levels of a 2560x1440 frame; larger frames get new arrays), so that they take no
+    new memory from the system on every frame.
     """
 
     def __init__(
@@ -305,6 +321,7 @@ class FaceDetector:
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {type(flag).__name__}")
         self.trim_memory = bool(trim_memory)
+        self._held = threading.local()  # per thread: its scratch buffer (SCRATCH_BYTES)
         self._last_sizes: Tuple[Tuple[int, int], ...] = ()
         self.min_face_size = float(min_face_size)
         self.thresholds: Tuple[float, float, float] = thresholds  # type: ignore[assignment]
@@ -445,6 +462,20 @@ class FaceDetector:
             _malloc.release_free_memory()
         self._last_sizes = sizes
 
+    def _scratch(self, values: int) -> Optional[np.ndarray]:
+        """This thread's scratch buffer with room for `values` float32 values (grown to a
+        multiple of 1 MB when it has less), or None when they exceed SCRATCH_BYTES. What was
+        written there before is given up: a caller's pyramid levels or crops live only until
+        its next call."""
+        if values * 4 > SCRATCH_BYTES:
+            return None
+        held = getattr(self._held, "buffer", None)
+        if held is None or held.size < values:
+            step = (1 << 20) // 4
+            held = np.empty(-(-values // step) * step, np.float32)
+            self._held.buffer = held
+        return held
+
     def _cascade(self, imgs: Sequence[np.ndarray]) -> List[Detections]:
         boxes = [self.propose(img) for img in imgs]
         outs = self._run_windows(self.rnet, imgs, boxes, RNET_SIZE)
@@ -489,11 +520,19 @@ class FaceDetector:
             return [None] * len(imgs)
         rows = (CHUNK_ROWS if self.device.type == "cpu" else CUDA_CHUNK_ROWS)[size]
         group = max(1, CROP_BYTES // (size * size * 3 * 4 * rows)) * rows
+        per_window = size * size * 3
+        scratch = self._scratch(min(sum(counts), group) * per_window)
         parts: List[list] = []
         pending: List[np.ndarray] = []
 
         def run_pending() -> None:
-            parts.append(self._run(net, pending[0] if len(pending) == 1 else np.concatenate(pending), rows))
+            if len(pending) == 1:
+                batch = pending[0]
+            elif scratch is not None:  # the cuts lie one after the other at its start
+                batch = scratch[: sum(map(len, pending)) * per_window].reshape(-1, size, size, 3)
+            else:
+                batch = np.concatenate(pending)
+            parts.append(self._run(net, batch, rows))
             pending.clear()
 
         for img, b in zip(imgs, boxes):
@@ -501,7 +540,8 @@ class FaceDetector:
                 cut = b[first : first + group]
                 if pending and sum(map(len, pending)) + len(cut) > group:
                     run_pending()
-                pending.append(self._ops.crop_windows(img, cut, size, threads))
+                out = None if scratch is None else scratch[sum(map(len, pending)) * per_window :]
+                pending.append(self._ops.crop_windows(img, cut, size, threads, out=out))
         run_pending()
         outs = parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
         ends = np.cumsum(counts)
@@ -514,7 +554,8 @@ class FaceDetector:
         ops = self._ops
         h, w = img.shape[:2]
         scales = ops.pyramid_scales(h, w, self.min_face_size, self.scale_factor)
-        levels = ops.pyramid(img, scales, torch.get_num_threads())
+        out = self._scratch(ops.pyramid_values(h, w, scales))
+        levels = ops.pyramid(img, scales, torch.get_num_threads(), out=out)
         found_boxes, found_scores, found_reg = [], [], []
         for scale, level in zip(scales, levels):
             prob, reg = self._pnet(level)
