@@ -1,8 +1,9 @@
 """The C heap between frames (glibc only): keep freed memory (opt-in) or hand it back.
 
-A detection allocates buffers (pyramid levels, activations of P-Net's bands and of the R-Net /
-O-Net chunks, each near detector.ACTIVATION_BYTES, and the crops' summed-area table of the region
-their windows cover) and frees them before the next frame. By
+A detection allocates buffers (activations of P-Net's bands and of the R-Net / O-Net chunks, a
+few MB each, and the crops' summed-area table of the region their windows cover; the pyramid's
+levels and the crops go to a buffer the detector keeps, detector.SCRATCH_BYTES) and frees them
+before the next frame. By
 default glibc serves every block larger than its adaptive mmap threshold (at most 32 MB) with a
 fresh mmap and returns it to the system on free, and trims the top of the heap once more than
 twice that threshold lies free there; the next frame then faults the same memory in again, page

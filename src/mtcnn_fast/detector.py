@@ -51,8 +51,9 @@ RNET_SIZE = 24
 ONET_SIZE = 48
 # Batches: frames whose R-Net and O-Net windows share a forward pass. On the CPU R-Net and O-Net
 # run in chunks of CHUNK_ROWS windows (per input size) and P-Net on bands of a level's rows, so
-# that a pass's largest activation stays near ACTIVATION_BYTES: R-Net's first one is 28 x 22 x 22
-# floats (54 KB) per window, 3.5 MB per chunk; O-Net's 32 x 46 x 46 (271 KB), 4.3 MB per chunk.
+# that a pass's largest activation stays within a few MB: R-Net's first one is 28 x 22 x 22
+# floats (54 KB) per window, 3.5 MB per chunk; O-Net's 32 x 46 x 46 (271 KB), 4.3 MB per chunk;
+# P-Net's at most ACTIVATION_BYTES per band.
 # Whole-level passes and chunks of 128 R-Net windows (6.9 MB; P-Net's first activation on a
 # 1920x1080 frame is 30 MB) made every detection allocate, free and fault in again 14 to 52 MB
 # under glibc's default settings (640x480 to 1920x1080: 3,400 to 13,000 page faults per frame,
@@ -65,8 +66,17 @@ ONET_SIZE = 48
 # position it runs in: on the CPU every layer runs on oneDNN's convolution (nets.OneDNNConv2d).
 # CUDA keeps its larger passes (its caching allocator keeps its memory; smaller passes would
 # only add kernel launches).
+# P-Net's bands are half the chunks' size: a band holds its first activation and the PReLU's
+# output of it at once, and with 4 MB first activations that pair (8 MB and more) reached the
+# trim threshold glibc adapts to the chunks' blocks (twice the largest block freed), so glibc
+# handed the top of the heap back between bands and the next band faulted it in again: after
+# the trim of a frame of a new size (trim_memory) the first band of a photo's largest level
+# faulted 2,437 pages, each further band about 446. At 2 MB: 10 WIDER photos in turn, 1 thread,
+# 0.89x the time (14 pairs of processes; 4,200 against 7,500 page faults per photo); even with
+# keep_freed_memory, at 2 threads, and on frames of one size (640x480: 1.01x, one band more on
+# its largest level; benchmarks/README.md).
 BATCH_FRAMES = 16
-ACTIVATION_BYTES = 4 << 20
+ACTIVATION_BYTES = 2 << 20
 CHUNK_ROWS = {RNET_SIZE: 64, ONET_SIZE: 16}
 CUDA_CHUNK_ROWS = {RNET_SIZE: 128, ONET_SIZE: 32}
 # P-Net's bands: a multiple of this many output rows (a band recomputes 8 rows of its first
