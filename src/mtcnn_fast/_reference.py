@@ -228,7 +228,7 @@ def pyramid(image, scales: Sequence[float], threads: int = 1, out=None) -> List[
     h, w = img.shape[:2]
     sizes = _level_sizes(h, w, scales)
     if out is not None:
-        out = _require_out(out, sum(_padded(lh * lw * 3) for lh, lw in sizes), img)
+        out = _require_out(out, pyramid_values(h, w, scales), img)
     src = img.astype(np.float32)
     table = None
     levels = []
