@@ -88,6 +88,31 @@ def test_torchscript_and_eager_give_identical_detections(astronaut):
     assert_same(scripted.detect(astronaut), eager.detect(astronaut))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")  # torch's own notice of jit's end
+def test_saved_torchscript_networks_keep_their_parts(tmp_path, detector, astronaut):
+    """The networks are TorchScript modules that torch.jit.save writes; R-Net's and O-Net's
+    two parts (features, head), which the detector calls on their own, survive the round trip
+    and give the whole network's outputs."""
+    boxes = detector.propose(astronaut)
+    for name, size in (("pnet", 0), ("rnet", 24), ("onet", 48)):
+        net = getattr(detector, name)
+        path = tmp_path / f"{name}.pt"
+        torch.jit.save(net, str(path))
+        loaded = torch.jit.load(str(path))
+        if not size:
+            x = torch.from_numpy(detector._ops.pyramid(astronaut, [0.3])[0][None]).permute(0, 3, 1, 2)
+            with torch.inference_mode():
+                assert all(torch.equal(a, b) for a, b in zip(net(x), loaded(x)))
+            continue
+        crops = detector._ops.crop_windows(astronaut, boxes[:40], size)
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2)
+        with torch.inference_mode():
+            whole = net(x)
+            parts = loaded.head(torch.cat([loaded.features(x[:16]), loaded.features(x[16:])]))
+        assert len(whole) == len(parts)
+        assert all(torch.equal(a, b) for a, b in zip(whole, parts)), name
+
+
 def test_falls_back_to_eager_when_torch_jit_is_missing(monkeypatch, astronaut, detector):
     monkeypatch.delattr(torch, "jit")
     fallback = FaceDetector(device="cpu")

@@ -112,7 +112,7 @@ def test_non_finite_network_outputs_are_filtered_before_the_core(astronaut, monk
 
     det = FaceDetector(device="cpu", jit=False)
     clean = det.detect(astronaut)
-    real = det.rnet
+    real = det.rnet.head  # R-Net's outputs come from its fully connected part
 
     def poisoned(x):
         prob, reg = real(x)
@@ -121,7 +121,7 @@ def test_non_finite_network_outputs_are_filtered_before_the_core(astronaut, monk
         reg[1::4, 0] = float("inf")
         return prob, reg
 
-    monkeypatch.setattr(det, "rnet", poisoned)
+    monkeypatch.setattr(det.rnet, "head", poisoned)
     faces = det.detect(astronaut)
     assert faces.boxes.shape[1:] == (4,) and np.isfinite(faces.boxes).all()
     assert len(faces) <= len(clean) + 1

@@ -49,8 +49,9 @@ PRESETS = {
 }
 RNET_SIZE = 24
 ONET_SIZE = 48
-# Batches: frames whose R-Net and O-Net windows share a forward pass. On the CPU R-Net and O-Net
-# run in chunks of CHUNK_ROWS windows (per input size) and P-Net on bands of a level's rows, so
+# Batches: frames whose R-Net and O-Net windows share a forward pass. On the CPU R-Net's and
+# O-Net's convolutional parts run in chunks of CHUNK_ROWS windows (per input size; their fully
+# connected parts once over a cut's rows, see _run) and P-Net on bands of a level's rows, so
 # that a pass's largest activation stays within a few MB: R-Net's first one is 28 x 22 x 22
 # floats (54 KB) per window, 3.5 MB per chunk; O-Net's 32 x 46 x 46 (271 KB), 4.3 MB per chunk;
 # P-Net's at most ACTIVATION_BYTES per band.
@@ -498,21 +499,29 @@ class FaceDetector:
         layout, which torch sees without a copy as an NCHW tensor in channels-last memory
         format, the one its CPU kernels (max pooling above all) run fastest in.
 
-        chunk_rows (R-Net and O-Net): the batch runs in chunks of at most that many rows. Each
-        window's outputs are the same bits whichever batch, chunk or position it comes in (every
-        layer is a oneDNN convolution on the CPU: nets.OneDNNConv2d), so a batch of frames gives
-        exactly what each frame gives alone."""
+        chunk_rows (R-Net and O-Net): the convolutional part (net.features) runs in chunks of at
+        most that many rows, which bounds its activations, and the fully connected part
+        (net.head) once over all the rows, which reads (and has oneDNN reorder) its weights once
+        instead of once per chunk. Each window's outputs are the same bits whichever batch,
+        chunk or position it comes in (every layer is a oneDNN convolution on the CPU:
+        nets.OneDNNConv2d, nets.OneDNNLinear), so a batch of frames gives exactly what each
+        frame gives alone."""
         with torch.inference_mode():
             if not chunk_rows:
-                return self._forward(net, batch)
-            parts = [self._forward(net, batch[i : i + chunk_rows]) for i in range(0, len(batch), chunk_rows)]
-            return parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)]
+                return self._numpy(net(self._tensor(net, batch)))
+            # One chunk at least: an empty batch gives empty outputs of the right shapes.
+            feats = [net.features(self._tensor(net, batch[i : i + chunk_rows]))
+                     for i in range(0, max(len(batch), 1), chunk_rows)]
+            return self._numpy(net.head(feats[0] if len(feats) == 1 else torch.cat(feats)))
 
-    def _forward(self, net, batch: np.ndarray):
+    def _tensor(self, net, batch: np.ndarray) -> torch.Tensor:
         # The input in the dtype of the network's role (precision), float32 for any other module.
         dtype = next((self._dtypes[name] for name in NETWORKS if getattr(self, name) is net), torch.float32)
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, dtype)
-        return [o.float().cpu().numpy() for o in net(x)]
+        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, dtype)
+
+    @staticmethod
+    def _numpy(outs) -> List[np.ndarray]:
+        return [o.float().cpu().numpy() for o in outs]
 
     def _run_windows(self, net, imgs, boxes, size: int):
         """`net` over the size x size crops of every frame's windows, in chunks of

@@ -20,6 +20,9 @@ from torch import Tensor, nn
 
 WEIGHT_FILES = {"pnet": "pnet.npz", "rnet": "rnet.npz", "onet": "onet.npz"}
 
+# Marks a method TorchScript compiles besides forward (a no-op where torch has no jit).
+_export = getattr(getattr(torch, "jit", None), "export", lambda fn: fn)
+
 
 class SliceMaxPool(nn.Module):
     """Max pooling in ceil mode (like ``nn.MaxPool2d(k, s, ceil_mode=True)``, the same numbers)
@@ -232,10 +235,19 @@ class RNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """(N, 3, 24, 24) -> face probability (N,) and box offsets (N, 4)."""
+        return self.head(self.features(x))
+
+    @_export
+    def features(self, x: Tensor) -> Tensor:
+        """The convolutional part: (N, 3, 24, 24) -> (N, 576), a row per window (see ONet.features)."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu3(self.conv3(x))
-        x = self.prelu4(self.fc4(x.flatten(1)))
+        return self.prelu3(self.conv3(x)).flatten(1)
+
+    @_export
+    def head(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """The fully connected part: features (N, 576) -> probability (N,) and box offsets (N, 4)."""
+        x = self.prelu4(self.fc4(x))
         heads = self.fc5_1.run(x, torch.cat([self.fc5_1.weight, self.fc5_2.weight]),
                                _cat_bias(self.fc5_1.bias, self.fc5_2.bias))
         prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
@@ -267,11 +279,25 @@ class ONet(nn.Module):
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """(N, 3, 48, 48) -> probability (N,), box offsets (N, 4), landmarks (N, 10):
         x1..x5 then y1..y5, as fractions of the input window."""
+        return self.head(self.features(x))
+
+    @_export
+    def features(self, x: Tensor) -> Tensor:
+        """The convolutional part: (N, 3, 48, 48) -> (N, 1152), a row per window. The detector
+        runs it in chunks of windows (its activations are large: 271 KB per window) and the
+        fully connected part (`head`) once over all the chunks' rows: each call of a fully
+        connected layer has oneDNN reorder its weights (O-Net's fc5: 1.2 MB), about the time of
+        the layer's arithmetic on a chunk. Each row gives the same bits either way
+        (OneDNNLinear)."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu4(self.conv4(x))
-        x = self.prelu5(self.fc5(x.flatten(1)))
+        return self.prelu4(self.conv4(x)).flatten(1)
+
+    @_export
+    def head(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The fully connected part: features (N, 1152) -> probability, box offsets, landmarks."""
+        x = self.prelu5(self.fc5(x))
         weight = torch.cat([self.fc6_1.weight, self.fc6_2.weight, self.fc6_3.weight])
         heads = self.fc6_1.run(x, weight, _cat_bias(_cat_bias(self.fc6_1.bias, self.fc6_2.bias), self.fc6_3.bias))
         prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
@@ -327,4 +353,7 @@ def compile_net(net: nn.Module, jit: bool = True) -> nn.Module:
         warnings.simplefilter("ignore", UserWarning)
         scripted = torch.jit.script(net)
         freeze = getattr(torch.jit, "freeze", None)
-        return freeze(scripted) if freeze is not None else scripted
+        if freeze is None:
+            return scripted
+        # R-Net's and O-Net's two parts are called on their own (detector._run): kept.
+        return freeze(scripted, preserved_attrs=[m for m in ("features", "head") if hasattr(net, m)])
