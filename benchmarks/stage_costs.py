@@ -109,8 +109,8 @@ def main(argv=None) -> int:
         t_pnet = median_ms(pnet_all, args.repeat)
         t_prop = median_ms(lambda: det.propose(img), args.repeat)
         t_rcrop = median_ms(lambda: _core.crop_windows(img, proposals, RNET_SIZE, torch.get_num_threads()), args.repeat)
-        # As the detector runs them: the convolutional part in chunks (detector.CHUNK_ROWS), the
-        # fully connected part once over all the windows.
+        # As the detector runs them: the first blocks in chunks (detector.CHUNK_ROWS), the rest
+        # (last convolution, fully connected layers) once over all the windows.
         t_rnet = median_ms(lambda: det._run(det.rnet, r_hwc, CHUNK_ROWS[RNET_SIZE]), args.repeat)
         t_ref = median_ms(lambda: det.refine(img, proposals), args.repeat)
         t_ocrop = median_ms(lambda: _core.crop_windows(img, refined, ONET_SIZE, torch.get_num_threads()), args.repeat)

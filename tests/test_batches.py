@@ -54,8 +54,8 @@ def test_network_rows_do_not_depend_on_the_batch_around_them(detector, astronaut
         for chunk in (1, 5, 16):  # the same windows in chunks of other sizes
             for a, b in zip(whole, detector._run(net, crops, chunk)):
                 assert np.array_equal(a, b), (size, chunk)
-        # Chunks run the convolutional part and one call the fully connected part over all the
-        # chunks' rows: the same bits as the whole network in one pass.
+        # Chunks run the first blocks and one call the rest over all the chunks' windows: the
+        # same bits as the whole network in one pass.
         for a, b in zip(whole, detector._run(net, crops)):
             assert np.array_equal(a, b), size
 

@@ -112,7 +112,7 @@ def test_non_finite_network_outputs_are_filtered_before_the_core(astronaut, monk
 
     det = FaceDetector(device="cpu", jit=False)
     clean = det.detect(astronaut)
-    real = det.rnet.head  # R-Net's outputs come from its fully connected part
+    real = det.rnet.head  # R-Net's outputs come from its last part
 
     def poisoned(x):
         prob, reg = real(x)

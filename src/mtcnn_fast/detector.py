@@ -50,8 +50,8 @@ PRESETS = {
 RNET_SIZE = 24
 ONET_SIZE = 48
 # Batches: frames whose R-Net and O-Net windows share a forward pass. On the CPU R-Net's and
-# O-Net's convolutional parts run in chunks of CHUNK_ROWS windows (per input size; their fully
-# connected parts once over a cut's rows, see _run) and P-Net on bands of a level's rows, so
+# O-Net's first blocks run in chunks of CHUNK_ROWS windows (per input size; the rest of each
+# network once over a cut's windows, see _run) and P-Net on bands of a level's rows, so
 # that a pass's largest activation stays within a few MB: R-Net's first one is 28 x 22 x 22
 # floats (54 KB) per window, 3.5 MB per chunk; O-Net's 32 x 46 x 46 (271 KB), 4.3 MB per chunk;
 # P-Net's at most ACTIVATION_BYTES per band.
@@ -499,9 +499,10 @@ class FaceDetector:
         layout, which torch sees without a copy as an NCHW tensor in channels-last memory
         format, the one its CPU kernels (max pooling above all) run fastest in.
 
-        chunk_rows (R-Net and O-Net): the convolutional part (net.features) runs in chunks of at
-        most that many rows, which bounds its activations, and the fully connected part
-        (net.head) once over all the rows, which reads (and has oneDNN reorder) its weights once
+        chunk_rows (R-Net and O-Net): the first blocks (net.features), whose activations are
+        large, run in chunks of at most that many rows, and the rest (net.head: the last
+        convolution and the fully connected layers, a few KB per window) once over all the rows,
+        which pays its layers' fixed costs and weight reorders (O-Net's fc5: 1.2 MB) once
         instead of once per chunk. Each window's outputs are the same bits whichever batch,
         chunk or position it comes in (every layer is a oneDNN convolution on the CPU:
         nets.OneDNNConv2d, nets.OneDNNLinear), so a batch of frames gives exactly what each

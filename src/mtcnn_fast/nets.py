@@ -239,15 +239,15 @@ class RNet(nn.Module):
 
     @_export
     def features(self, x: Tensor) -> Tensor:
-        """The convolutional part: (N, 3, 24, 24) -> (N, 576), a row per window (see ONet.features)."""
+        """The first two blocks: (N, 3, 24, 24) -> (N, 48, 4, 4) (see ONet.features)."""
         x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        return self.prelu3(self.conv3(x)).flatten(1)
+        return self.pool2(self.prelu2(self.conv2(x)))
 
     @_export
     def head(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """The fully connected part: features (N, 576) -> probability (N,) and box offsets (N, 4)."""
-        x = self.prelu4(self.fc4(x))
+        """The rest: features (N, 48, 4, 4) -> probability (N,) and box offsets (N, 4)."""
+        x = self.prelu3(self.conv3(x))
+        x = self.prelu4(self.fc4(x.flatten(1)))
         heads = self.fc5_1.run(x, torch.cat([self.fc5_1.weight, self.fc5_2.weight]),
                                _cat_bias(self.fc5_1.bias, self.fc5_2.bias))
         prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
@@ -283,21 +283,22 @@ class ONet(nn.Module):
 
     @_export
     def features(self, x: Tensor) -> Tensor:
-        """The convolutional part: (N, 3, 48, 48) -> (N, 1152), a row per window. The detector
-        runs it in chunks of windows (its activations are large: 271 KB per window) and the
-        fully connected part (`head`) once over all the chunks' rows: each call of a fully
-        connected layer has oneDNN reorder its weights (O-Net's fc5: 1.2 MB), about the time of
-        the layer's arithmetic on a chunk. Each row gives the same bits either way
-        (OneDNNLinear)."""
+        """The first three blocks: (N, 3, 48, 48) -> (N, 64, 3, 3). The detector runs them in
+        chunks of windows (their activations are large: 271 KB per window at the first) and the
+        rest (`head`: the last convolution, 2.3 KB per window in, and the fully connected
+        layers) once over all the chunks' windows: each call of a layer has oneDNN reorder its
+        weights (fc5: 1.2 MB), about the time of fc5's arithmetic on a chunk, and has a fixed
+        cost of its own. Each window gives the same bits either way (OneDNNConv2d,
+        OneDNNLinear)."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        return self.prelu4(self.conv4(x)).flatten(1)
+        return self.pool3(self.prelu3(self.conv3(x)))
 
     @_export
     def head(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """The fully connected part: features (N, 1152) -> probability, box offsets, landmarks."""
-        x = self.prelu5(self.fc5(x))
+        """The rest: features (N, 64, 3, 3) -> probability, box offsets, landmarks."""
+        x = self.prelu4(self.conv4(x))
+        x = self.prelu5(self.fc5(x.flatten(1)))
         weight = torch.cat([self.fc6_1.weight, self.fc6_2.weight, self.fc6_3.weight])
         heads = self.fc6_1.run(x, weight, _cat_bias(_cat_bias(self.fc6_1.bias, self.fc6_2.bias), self.fc6_3.bias))
         prob = torch.softmax(heads[:, 0:2], dim=1)[:, 1]
