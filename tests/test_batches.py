@@ -70,6 +70,9 @@ def test_networks_take_no_windows(detector):
             out = net(none)
         assert out[0].shape == (0,)
         assert [tuple(o.shape) for o in out[1:]] == [(0, w) for w in widths]
+        # The detector's chunked path (first blocks in chunks, the rest once) as well.
+        chunked = detector._run(net, np.zeros((0, size, size, 3), np.float32), 64)
+        assert [o.shape for o in chunked] == [(0,)] + [(0, w) for w in widths]
 
 
 @pytest.mark.exactness

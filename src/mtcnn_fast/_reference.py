@@ -208,11 +208,16 @@ def _level_sizes(h: int, w: int, scales: Sequence[float]) -> List[Tuple[int, int
     return sizes
 
 
+def _values(sizes: Sequence[Tuple[int, int]]) -> int:
+    """Values a caller's buffer needs for levels of these sizes (each on a 64-byte step)."""
+    return sum(_padded(lh * lw * 3) for lh, lw in sizes)
+
+
 def pyramid_values(height: int, width: int, scales: Sequence[float]) -> int:
     """How many float32 values pyramid's `out` needs for a height x width frame."""
     if height < 1 or width < 1:
         raise ValueError("height and width must be >= 1")
-    return sum(_padded(lh * lw * 3) for lh, lw in _level_sizes(height, width, scales))
+    return _values(_level_sizes(height, width, scales))
 
 
 def pyramid(image, scales: Sequence[float], threads: int = 1, out=None) -> List[np.ndarray]:
@@ -228,7 +233,7 @@ def pyramid(image, scales: Sequence[float], threads: int = 1, out=None) -> List[
     h, w = img.shape[:2]
     sizes = _level_sizes(h, w, scales)
     if out is not None:
-        out = _require_out(out, pyramid_values(h, w, scales), img)
+        out = _require_out(out, _values(sizes), img)
     src = img.astype(np.float32)
     table = None
     levels = []
