@@ -452,6 +452,28 @@ def test_nms_on_dense_and_spread_sets_matches_reference(seed):
                 same(_core.nms(boxes, scores, threshold, mode), _reference.nms(boxes, scores, threshold, mode))
 
 
+def test_nms_at_the_area_ratio_that_bounds_union_overlaps():
+    """A box inside another overlaps it by exactly the ratio of their areas, the most two boxes
+    of those areas can overlap (the core skips the boxes whose areas are too far apart to reach
+    the threshold): at thresholds just below, at and just above that ratio, for sizes in one
+    and in different size classes (sides 2^k to 2^(k+1) - 1), either box scored first, both
+    backends keep what the definition says."""
+    cases = 0
+    for inner, outer in ((15, 16), (15, 17), (16, 17), (30, 33), (31, 32), (12, 23), (12, 24), (7, 9), (100, 141)):
+        boxes = np.array([[0, 0, outer - 1, outer - 1], [0, 0, inner - 1, inner - 1]], np.float32)
+        ratio = np.float32(inner * inner) / np.float32(outer * outer)
+        for threshold in (np.nextafter(ratio, np.float32(0)), ratio, np.nextafter(ratio, np.float32(1))):
+            if not 0 <= threshold <= 1:
+                continue
+            for first in (0, 1):
+                scores = np.array([0.9, 0.5] if first == 0 else [0.5, 0.9], np.float32)
+                want = np.array([first], np.int64) if ratio > threshold else np.array([first, 1 - first], np.int64)
+                for backend in (_core, _reference):
+                    same(backend.nms(boxes, scores, float(threshold), "union"), want)
+                cases += 1
+    assert cases == 9 * 3 * 2
+
+
 def test_nms_suppresses_by_overlap_with_plus_one_areas():
     boxes = np.array([[0, 0, 9, 9], [1, 0, 10, 9], [20, 20, 29, 29], [0, 0, 4, 4]], np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.95], np.float32)
