@@ -693,9 +693,9 @@ std::vector<int64_t> nms(const float* boxes, const float* scores, int64_t n, flo
   }
   // Union overlaps are at most the ratio of the two areas (the intersection is at most the
   // smaller one, the union at least the larger), and so are the computed ones but for rounding
-  // (every step is monotonic; the slack covers the sum's rounding, about 2^-23): a class whose
-  // areas all lie too far from a box's cannot drop it, and is not searched. Only where every
-  // area involved is positive (otherwise the overlap is 0, and the grids find no candidates).
+  // (every step is monotonic; rounding adds less than 2^-21 of the ratio, far inside the slack
+  // of 1e-5): a class whose areas all lie too far from a box's cannot drop it, and is not
+  // searched. A box of non-positive area, and a class holding one, are searched as before.
   const bool by_area = mode == Overlap::Union && threshold >= 0.0f;
   const double bound = static_cast<double>(threshold) / (1.0 + 1e-5);
   auto may_exceed = [bound](float a, float lo, float hi) {

@@ -463,8 +463,6 @@ def test_nms_at_the_area_ratio_that_bounds_union_overlaps():
         boxes = np.array([[0, 0, outer - 1, outer - 1], [0, 0, inner - 1, inner - 1]], np.float32)
         ratio = np.float32(inner * inner) / np.float32(outer * outer)
         for threshold in (np.nextafter(ratio, np.float32(0)), ratio, np.nextafter(ratio, np.float32(1))):
-            if not 0 <= threshold <= 1:
-                continue
             for first in (0, 1):
                 scores = np.array([0.9, 0.5] if first == 0 else [0.5, 0.9], np.float32)
                 want = np.array([first], np.int64) if ratio > threshold else np.array([first, 1 - first], np.int64)
