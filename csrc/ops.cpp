@@ -10,6 +10,7 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <numeric>
 
 namespace mtcnn {
@@ -36,6 +37,15 @@ void parallel_for(int64_t n, int64_t chunk, int threads, Body body) {
   if (error) std::rethrow_exception(error);
 }
 
+// The calling thread's number in the OpenMP team running it (0 outside one, or without OpenMP).
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // Sampling positions of one axis for a resize from `in` to `out` pixels: half-pixel centres,
 // the two neighbours clamped into [0, in - 1], and the weight of the second one.
 struct Axis {
@@ -43,8 +53,7 @@ struct Axis {
   std::vector<float> frac;
 };
 
-Axis make_axis(int64_t in, int64_t out) {
-  Axis a;
+void make_axis(int64_t in, int64_t out, Axis& a) {
   a.lo.resize(out);
   a.hi.resize(out);
   a.frac.resize(out);
@@ -57,7 +66,6 @@ Axis make_axis(int64_t in, int64_t out) {
     a.lo[d] = std::clamp<int64_t>(i0, 0, in - 1);
     a.hi[d] = std::clamp<int64_t>(i0 + 1, 0, in - 1);
   }
-  return a;
 }
 
 // Two computed rows of n values, kept by the source row they come from (consecutive output rows
@@ -67,7 +75,13 @@ Axis make_axis(int64_t in, int64_t out) {
 template <class V>
 class TwoRows {
  public:
-  explicit TwoRows(int64_t n) : slot_{std::vector<V>(n), std::vector<V>(n)} {}
+  // Ready for rows of n values, none held yet (the slots keep their memory).
+  void reset(int64_t n) {
+    for (int k = 0; k < 2; ++k) {
+      slot_[k].resize(n);
+      row_[k] = -1;
+    }
+  }
 
   template <class Fill>
   const V* get(int64_t y, int64_t pinned, Fill fill) {
@@ -85,6 +99,15 @@ class TwoRows {
   int64_t row_[2] = {-1, -1};
 };
 
+// The buffers of bilinear resizes (resample), kept from one to the next: a thread that cuts many
+// windows allocates them once. `line` is for the caller's rows.
+struct ResampleBuffers {
+  Axis ax, ay;
+  std::vector<int64_t> lo, hi;
+  std::vector<float> fx, gx, xa, xb, line;
+  TwoRows<float> cache;
+};
+
 // Bilinear resample of a virtual in_h x in_w x 3 source into a normalised, interleaved
 // out_h x out_w x 3 float buffer (HWC: what torch calls channels-last, the fast layout for the
 // networks). `row(y, lo, hi, xa, xb)` must write source row y's values at the interleaved
@@ -93,13 +116,22 @@ class TwoRows {
 // then rows are blended vertically (v = top * gy + bottom * fy). The arithmetic and its order
 // are the specification (see _reference.py) and must not change.
 template <class Row>
-void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, float* out) {
-  const Axis ax = make_axis(in_w, out_w);
-  const Axis ay = make_axis(in_h, out_h);
+void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, float* out,
+              ResampleBuffers& buf) {
+  const Axis& ax = buf.ax;
+  const Axis& ay = buf.ay;
+  make_axis(in_w, out_w, buf.ax);
+  make_axis(in_h, out_h, buf.ay);
   const int64_t n = 3 * out_w;
   // Per interleaved output position: source positions and horizontal weights.
-  std::vector<int64_t> lo(n), hi(n);
-  std::vector<float> fx(n), gx(n);
+  std::vector<int64_t>& lo = buf.lo;
+  std::vector<int64_t>& hi = buf.hi;
+  std::vector<float>& fx = buf.fx;
+  std::vector<float>& gx = buf.gx;
+  lo.resize(n);
+  hi.resize(n);
+  fx.resize(n);
+  gx.resize(n);
   for (int64_t x = 0; x < out_w; ++x) {
     for (int c = 0; c < 3; ++c) {
       lo[3 * x + c] = 3 * ax.lo[x] + c;
@@ -108,13 +140,17 @@ void resample(Row row, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
       gx[3 * x + c] = 1.0f - ax.frac[x];
     }
   }
-  std::vector<float> xa(n), xb(n);
+  std::vector<float>& xa = buf.xa;
+  std::vector<float>& xb = buf.xb;
+  xa.resize(n);
+  xb.resize(n);
   // Source row y interpolated horizontally.
   auto horizontal = [&](int64_t y, float* d) {
     row(y, lo.data(), hi.data(), xa.data(), xb.data());
     for (int64_t i = 0; i < n; ++i) d[i] = xa[i] * gx[i] + xb[i] * fx[i];
   };
-  TwoRows<float> cache(n);
+  TwoRows<float>& cache = buf.cache;
+  cache.reset(n);
   for (int64_t y = 0; y < out_h; ++y) {
     const float fy = ay.frac[y];
     const float gy = 1.0f - fy;
@@ -154,8 +190,8 @@ Corners make_corners(double start, double step, int64_t n, int64_t limit) {
 // arithmetic (double) and its order are the specification (see _reference._area). An output row
 // y is made from the corner rows y and y + 1; corner row r blends table rows cy.i[r] and
 // cy.i[r] + 1 (both interpolated at the corner columns) with weight cy.f[r]. cy.i never
-// decreases with r, so the corner rows can be made from a whole table (area_from) or from table
-// rows passing by in order (the pyramid's sweep), with the same numbers.
+// decreases with r, so the corner rows can be made from a stored table (area_from, the crops)
+// or from table rows passing by in order (sweep_rows, the pyramid), with the same numbers.
 struct AreaCells {
   AreaCells(int64_t rows, int64_t cols, double ox, double oy, int64_t in_h, int64_t in_w,
             int64_t out_h, int64_t out_w)
@@ -202,26 +238,17 @@ struct AreaCells {
   std::vector<double> fx, gx;  // per corner column: its fraction past that column, 1 - it
 };
 
-template <class T>
-void area_from(const T* table, int64_t rows, int64_t cols, double ox, double oy, int64_t in_h,
-               int64_t in_w, int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
-  const AreaCells a(rows, cols, ox, oy, in_h, in_w, out_h, out_w);
-  const int64_t stride = (cols + 1) * 3;
-  auto columns = [&](int64_t y, double* d) { a.columns(table + y * stride, d); };
-  TwoRows<double> cache(a.n);
-  std::vector<double> prev(a.n), cur(a.n);
-  auto corner_row = [&](int64_t r, double* dst) {
-    const double* top = cache.get(a.cy.i[r], -1, columns);
-    const double* bottom = cache.get(a.cy.i[r] + 1, a.cy.i[r], columns);
-    a.corner(r, top, bottom, dst);
-  };
-  corner_row(y0, prev.data());
-  for (int64_t y = y0; y < y1; ++y) {
-    corner_row(y + 1, cur.data());
-    a.emit(prev.data(), cur.data(), out + y * a.m);
-    std::swap(prev, cur);
-  }
+// Window k of boxes (x1, y1, x2, y2 per row) as 1-based inclusive pixel numbers, truncated
+// toward zero.
+void window_of(const float* boxes, int64_t k, int64_t* x1, int64_t* y1, int64_t* x2, int64_t* y2) {
+  *x1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 0]));
+  *y1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 1]));
+  *x2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 2]));
+  *y2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 3]));
 }
+
+// The normalised value of a pixel outside the image (zero).
+constexpr float kZero = (0.0f - kMean) * kScale;
 
 // The largest entry of a table of rows x cols pixels is 255 * rows * cols: uint32 holds it
 // exactly up to about 16.8 Mpx, double beyond (every entry is an integer below 2^53, so any order
@@ -230,139 +257,127 @@ bool sums_fit_uint32(int64_t rows, int64_t cols) {
   return 255.0 * static_cast<double>(rows) * static_cast<double>(cols) < 4294967295.0;
 }
 
+// One area resize (a pyramid level, or the part of one in a stripe of the frame's rows) met by a
+// sweep of a summed-area table's rows: its corner rows [first, end)
+// and the output rows between them, into out (output row r - 1 from corner rows r - 1 and r).
+// The output row above `first` is left to the caller (a pyramid level's row across a stripe
+// edge): a target that starts past the resize's first corner row leaves corner row `first` in
+// head, one that stops before its last corner row leaves its last one in tail.
+struct SweepTarget {
+  SweepTarget(const AreaCells& cells, float* o, int64_t f, int64_t e)
+      : a(&cells), out(o), first(f), end(e) {}
+  const AreaCells* a;
+  float* out;
+  int64_t first, end;
+  std::vector<double> head, tail;
+};
+
+// A target while its rows pass: the next corner row to make, and four rows of n values (taken
+// when it starts): the table rows t - 1 and t interpolated at its corner columns (lower,
+// upper), the last corner row made and the one being made (prev, cur); which slot holds which
+// is swapped, the values never copied. `link`: the next target waiting for the same table row.
+struct Sweeping {
+  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first) {}
+  double* slot(int k) { return rows.data() + k * target->a->n; }
+  SweepTarget* target;
+  int64_t next;
+  int lower = 0, upper = 1, prev = 2, cur = 3;
+  std::vector<double> rows;
+  int64_t link = -1;
+};
+
+// Sweeps the summed-area table of a region of an image top to bottom, table rows t0 to t1, and
+// makes every target's corner rows as their two table rows pass, and its output rows between
+// them; the table is never stored. The region's pixel (y, x) channel c is
+// src[y * stride + 3 * x + c], cols pixels wide. `sums` holds on entry the column sums of the
+// region's rows above t0 (3 * cols values, per interleaved position); table row t is the
+// horizontal prefix of the column sums of rows 0 to t - 1 (exact integers: see
+// sums_fit_uint32), made only when a target needs it. Every target's corner rows must need table
+// rows t0 to t1 only. Each target waits in a list for the next table row it needs (corner row r
+// needs rows cy.i[r] and cy.i[r] + 1, and cy.i never decreases with r), so a row costs only the
+// targets it serves. Each corner row is the same function of the same two table rows whatever
+// the region's cut into sweeps and whichever other targets share them, so neither changes a
+// number (the NumPy twin makes the whole table: _reference._area).
 template <class T>
-std::unique_ptr<T[]> fill_table(const uint8_t* img, int64_t width, int64_t x0, int64_t y0,
-                                int64_t rows, int64_t cols) {
-  const int64_t stride = (cols + 1) * 3;
-  std::unique_ptr<T[]> t(new T[(rows + 1) * stride]);  // every entry is written below
-  std::fill(t.get(), t.get() + stride, T(0));
-  for (int64_t y = 0; y < rows; ++y)
-    rowops::next_row(img + ((y0 + y) * width + x0) * 3, cols, t.get() + y * stride,
-                     t.get() + (y + 1) * stride);
-  return t;
-}
-
-}  // namespace
-
-Integral make_integral(const uint8_t* img, int64_t width, int64_t x0, int64_t y0, int64_t x1,
-                       int64_t y1) {
-  Integral t;
-  t.x0 = x0;
-  t.y0 = y0;
-  t.rows = std::max<int64_t>(y1 - y0, 0);
-  t.cols = std::max<int64_t>(x1 - x0, 0);
-  if (sums_fit_uint32(t.rows, t.cols))
-    t.small = fill_table<uint32_t>(img, width, x0, y0, t.rows, t.cols);
-  else
-    t.large = fill_table<double>(img, width, x0, y0, t.rows, t.cols);
-  return t;
-}
-
-void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
-                 int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out) {
-  if (table.rows == 0 || table.cols == 0) {  // nothing of the image: all zero-fill
-    std::fill(out + y0 * out_w * 3, out + y1 * out_w * 3, (0.0f - kMean) * kScale);
-    return;
+void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, int64_t t1,
+                std::vector<T>& sums, std::vector<SweepTarget>& targets) {
+  std::vector<Sweeping> state;
+  state.reserve(targets.size());
+  std::vector<int64_t> waiting(t1 - t0 + 1, -1);  // per table row, the first target waiting
+  auto wait = [&](int64_t k, int64_t t) {
+    state[k].link = waiting[t - t0];
+    waiting[t - t0] = k;
+  };
+  int64_t left = 0;  // targets not done
+  for (SweepTarget& g : targets) {
+    state.emplace_back(g);
+    if (g.first < g.end) {
+      wait(static_cast<int64_t>(state.size()) - 1, g.a->cy.i[g.first]);
+      ++left;
+    }
   }
-  const double sx0 = static_cast<double>(ox - table.x0), sy0 = static_cast<double>(oy - table.y0);
-  if (table.small)
-    area_from(table.small.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, y0,
-              y1, out);
-  else
-    area_from(table.large.get(), table.rows, table.cols, sx0, sy0, in_h, in_w, out_h, out_w, y0,
-              y1, out);
+  const int64_t w3 = 3 * cols;
+  std::vector<T> row(w3 + 3, T(0));  // table row t: row[3 * x + c] sums channel c left of x
+  std::vector<std::vector<double>> spare;  // the rows of targets done, for the next ones
+  for (int64_t t = t0; t <= t1 && left > 0; ++t) {
+    int64_t k = waiting[t - t0];
+    if (t > t0 && k >= 0)
+      rowops::accumulate_prefix(src + (t - 1) * stride, cols, sums.data(), row.data());
+    else if (t > t0)
+      rowops::accumulate(src + (t - 1) * stride, w3, sums.data());
+    else if (k >= 0)
+      rowops::prefix(sums.data(), cols, row.data());
+    while (k >= 0) {
+      Sweeping& s = state[k];
+      const int64_t after = s.link;
+      SweepTarget& g = *s.target;
+      const AreaCells& a = *g.a;
+      if (s.rows.empty()) {  // its first row
+        if (!spare.empty()) {
+          s.rows = std::move(spare.back());
+          spare.pop_back();
+        }
+        s.rows.resize(4 * a.n);
+      }
+      // A corner row that needs row t - 1 (cy.i = t - 1) waited for row t - 1 too, so that row
+      // was made then, into the upper slot.
+      std::swap(s.lower, s.upper);
+      a.columns(row.data(), s.slot(s.upper));
+      for (; s.next < g.end && a.cy.i[s.next] + 1 == t; ++s.next) {
+        double* cur = s.slot(s.cur);
+        a.corner(s.next, s.slot(s.lower), s.slot(s.upper), cur);
+        if (s.next == g.first) {
+          if (g.first > 0) g.head.assign(cur, cur + a.n);
+        } else {
+          a.emit(s.slot(s.prev), cur, g.out + (s.next - 1) * a.m);
+        }
+        std::swap(s.prev, s.cur);
+      }
+      if (s.next < g.end) {
+        // The next corner row's rows: cy.i[next] (this one, if it equals t) and the one below.
+        wait(k, std::max(t + 1, a.cy.i[s.next]));
+      } else {
+        if (g.end < static_cast<int64_t>(a.cy.i.size()))
+          g.tail.assign(s.slot(s.prev), s.slot(s.prev) + a.n);
+        spare.push_back(std::move(s.rows));
+        --left;
+      }
+      k = after;
+    }
+  }
 }
-
-namespace {
 
 // The pyramid's stripes: one per thread, of at least this many source rows (a stripe costs its
 // starting column sums, a few rows per level, and per level one output row made at its edge).
 constexpr int64_t kStripeRows = 32;
 
-// One level in a stripe's sweep: its corner rows [first, end) (those whose upper table row
-// cy.i[r] lies in the stripe's source rows) and the output rows between them.
-struct LevelSweep {
-  LevelSweep(const AreaCells& a, int64_t t0, int64_t t1)
-      : first(std::lower_bound(a.cy.i.begin(), a.cy.i.end(), t0) - a.cy.i.begin()),
-        next(first),
-        end(std::lower_bound(a.cy.i.begin(), a.cy.i.end(), t1) - a.cy.i.begin()),
-        lower(a.n),
-        upper(a.n),
-        prev(a.n),
-        cur(a.n),
-        head(a.n) {}
-  int64_t first, next, end;          // next: the next corner row to make
-  std::vector<double> lower, upper;  // table rows t - 1 and t interpolated (the sweep at row t)
-  std::vector<double> prev, cur;     // the last corner row made, and the one being made
-  std::vector<double> head;          // corner row `first`, for the output row above it
-};
-
-// What a stripe leaves of one level for the output rows across its edges.
-struct StripeEdge {
-  int64_t first = 0, end = 0;      // its corner rows
-  std::vector<double> head, tail;  // the first and the last of them
-};
-
-// The stripe of source rows t0 to t1 - 1: sweeps table rows t0..t1 of the frame and makes every
-// level's corner rows as their two table rows pass, and the output rows between them. `sums`
-// starts as the column sums of the rows above t0 (per interleaved position); table row t is the
-// horizontal prefix of the column sums of rows 0 to t - 1: the whole-frame table's row, exactly
-// (integers: see sums_fit_uint32), made only when some level needs it.
-template <class T>
-void sweep_stripe(const uint8_t* img, int64_t width, int64_t t0, int64_t t1, std::vector<T>& sums,
-                  const std::vector<AreaCells>& cells, float* const* out,
-                  std::vector<StripeEdge>& edges) {
-  std::vector<LevelSweep> levels;
-  for (const AreaCells& a : cells) levels.emplace_back(a, t0, t1);
-  const int64_t w3 = 3 * width;
-  std::vector<T> row(w3 + 3, T(0));  // table row t: row[3 * x + c] sums channel c left of x
-  for (int64_t t = t0; t <= t1; ++t) {
-    if (t > t0) rowops::accumulate(img + (t - 1) * w3, w3, sums.data());
-    bool made = false;
-    for (size_t k = 0; k < cells.size(); ++k) {
-      const AreaCells& a = cells[k];
-      LevelSweep& L = levels[k];
-      // Corner rows need table rows in order: row t serves the next corner row or none.
-      if (L.next == L.end) continue;
-      const int64_t i = a.cy.i[L.next];
-      if (i != t && i + 1 != t) continue;
-      if (!made) {
-        rowops::prefix(sums.data(), width, row.data());
-        made = true;
-      }
-      // A corner row that needs row t - 1 (cy.i = t - 1) was the next one or later at the last
-      // step, so row t - 1 was made then, into `upper`.
-      std::swap(L.lower, L.upper);
-      a.columns(row.data(), L.upper.data());
-      for (; L.next < L.end && a.cy.i[L.next] + 1 == t; ++L.next) {
-        a.corner(L.next, L.lower.data(), L.upper.data(), L.cur.data());
-        if (L.next == L.first)
-          std::copy(L.cur.begin(), L.cur.end(), L.head.begin());
-        else
-          a.emit(L.prev.data(), L.cur.data(), out[k] + (L.next - 1) * a.m);
-        std::swap(L.prev, L.cur);
-      }
-    }
-  }
-  for (size_t k = 0; k < cells.size(); ++k) {
-    LevelSweep& L = levels[k];
-    edges[k].first = L.first;
-    edges[k].end = L.end;
-    if (L.first < L.end) {
-      edges[k].head = std::move(L.head);
-      edges[k].tail = std::move(L.prev);
-    }
-  }
-}
-
 // The pyramid with table entries of type T. The area-averaged levels read the frame's summed-area
 // table a row at a time, in order, so it is never stored: the frame is cut into stripes of source
-// rows, one per thread, each swept top to bottom (sweep_stripe) from its own starting point (the
+// rows, one per thread, each swept top to bottom (sweep_rows) from its own starting point (the
 // column sums of the rows above it, made first), making the corner and output rows of every
 // level whose table rows lie in it; each level's output row across a stripe edge is made last,
 // from the two stripes' corner rows. Extra memory: a few rows of the table and of every level
-// per stripe. Every corner row is the same function of the same table rows as in area_resize, so
-// neither the stripes nor the thread count change a number.
+// per stripe. Neither the stripes nor the thread count change a number.
 template <class T>
 void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
                 int64_t levels, float* const* out, int threads) {
@@ -399,9 +414,18 @@ void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t
       }
     });
   }
+  // Per stripe, every level's corner rows whose upper table row lies in the stripe's rows.
+  std::vector<std::vector<SweepTarget>> parts(stripes);
+  for (int64_t s = 0; s < stripes; ++s) {
+    for (size_t k = 0; k < cells.size(); ++k) {
+      const std::vector<int64_t>& i = cells[k].cy.i;
+      parts[s].emplace_back(cells[k], area_out[k],
+                            std::lower_bound(i.begin(), i.end(), top(s)) - i.begin(),
+                            std::lower_bound(i.begin(), i.end(), top(s + 1)) - i.begin());
+    }
+  }
   // Tasks: the bilinear levels whole (rare: only when the smallest face asked for is under
   // 12 px), then the stripes.
-  std::vector<std::vector<StripeEdge>> edges(stripes, std::vector<StripeEdge>(cells.size()));
   const int64_t nb = static_cast<int64_t>(bilinear.size());
   parallel_for(nb + stripes, 1, threads, [&](int64_t task) {
     if (task < nb) {
@@ -410,19 +434,57 @@ void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t
       return;
     }
     const int64_t s = task - nb;
-    sweep_stripe(img, width, top(s), top(s + 1), sums[s], cells, area_out.data(), edges[s]);
+    sweep_rows(img, w3, width, top(s), top(s + 1), sums[s], parts[s]);
   });
   // Each level's output rows across stripe edges: the last corner row of a stripe and the first
   // of the next stripe that has any.
   for (size_t k = 0; k < cells.size(); ++k) {
-    const StripeEdge* above = nullptr;
+    const SweepTarget* above = nullptr;
     for (int64_t s = 0; s < stripes; ++s) {
-      const StripeEdge& e = edges[s][k];
+      const SweepTarget& e = parts[s][k];
       if (e.first == e.end) continue;
       if (above)
         cells[k].emit(above->tail.data(), e.head.data(), area_out[k] + (e.first - 1) * cells[k].m);
       above = &e;
     }
+  }
+}
+
+// The summed-area table of the image region of rows x cols pixels at (x0, y0), stored whole:
+// (rows + 1) x (cols + 1) x 3 entries, row 0 and column 0 zero, made row by row like the sweep's.
+template <class T>
+std::unique_ptr<T[]> region_table(const uint8_t* img, int64_t width, int64_t x0, int64_t y0,
+                                  int64_t rows, int64_t cols) {
+  const int64_t len = (cols + 1) * 3;
+  std::unique_ptr<T[]> table(new T[(rows + 1) * len]);  // every entry is written below
+  std::fill(table.get(), table.get() + len, T(0));
+  std::vector<T> sums(3 * cols, T(0));
+  for (int64_t y = 0; y < rows; ++y) {
+    T* row = table.get() + (y + 1) * len;
+    std::fill(row, row + 3, T(0));
+    rowops::accumulate_prefix(img + ((y0 + y) * width + x0) * 3, cols, sums.data(), row);
+  }
+  return table;
+}
+
+// The area resize `a` (its corner rows: AreaCells) from a stored table, into out: each corner
+// row from its two table rows, each table row interpolated once (TwoRows).
+template <class T>
+void area_from(const T* table, int64_t len, const AreaCells& a, float* out) {
+  auto columns = [&](int64_t y, double* d) { a.columns(table + y * len, d); };
+  TwoRows<double> cache;
+  cache.reset(a.n);
+  std::vector<double> prev(a.n), cur(a.n);
+  auto corner_row = [&](int64_t r, double* dst) {
+    const double* top = cache.get(a.cy.i[r], -1, columns);
+    const double* bottom = cache.get(a.cy.i[r] + 1, a.cy.i[r], columns);
+    a.corner(r, top, bottom, dst);
+  };
+  corner_row(0, prev.data());
+  for (int64_t y = 0; y + 1 < static_cast<int64_t>(a.cy.i.size()); ++y) {
+    corner_row(y + 1, cur.data());
+    a.emit(prev.data(), cur.data(), out + y * a.m);
+    std::swap(prev, cur);
   }
 }
 
@@ -460,29 +522,25 @@ void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t
       xb[i] = static_cast<float>(src[hi[i]]);
     }
   };
-  resample(row, height, width, out_h, out_w, out);
+  ResampleBuffers buf;
+  resample(row, height, width, out_h, out_w, out, buf);
 }
 
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
                   int64_t n, int64_t size, float* out, int threads) {
   const int64_t stride = width * 3;
   const int64_t per_window = 3 * size * size;
-  auto window = [&](int64_t k, int64_t* x1, int64_t* y1, int64_t* x2, int64_t* y2) {
-    *x1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 0]));
-    *y1 = static_cast<int64_t>(std::trunc(boxes[4 * k + 1]));
-    *x2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 2]));
-    *y2 = static_cast<int64_t>(std::trunc(boxes[4 * k + 3]));
-  };
-  // One summed-area table over the part of the image that the area-averaged windows cover.
-  // Stored whole (12 bytes per pixel, 24 past 16.8 Mpx); read a row at a time as the pyramid
-  // reads its table, it gives the same numbers, but from 1280x720 up this table is the largest
-  // block a detection frees, and so what keeps glibc's adaptive trim threshold above the heap
-  // excursion of two live 4 MB activations: without it streams of one size fault 4,000 to 5,000
-  // pages per frame again (tried; benchmarks/README.md, issue #18).
+  // One summed-area table over the part of the image that the area-averaged windows cover,
+  // stored whole (12 bytes per pixel, 24 past 16.8 Mpx). Swept a row at a time, as the pyramid
+  // reads the frame's, it gives the same numbers faster and in less memory (tried: 0.94x the
+  // time at 1 thread, 0.74x at 2), but from 1280x720 up this table is the largest block a
+  // detection frees, and so what keeps glibc's adaptive mmap and trim thresholds above the heap
+  // excursion of two live 4 MB activations: without it a stream of one size faulted 1,500 to
+  // 5,000 pages per frame again in 6 of 30 processes (benchmarks/README.md, issues #18, #19).
   int64_t rx0 = INT64_MAX, ry0 = INT64_MAX, rx1 = INT64_MIN, ry1 = INT64_MIN;
   for (int64_t k = 0; k < n; ++k) {
     int64_t x1, y1, x2, y2;
-    window(k, &x1, &y1, &x2, &y2);
+    window_of(boxes, k, &x1, &y1, &x2, &y2);
     if (shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) {  // size >= 1: never an empty window
       rx0 = std::min(rx0, x1 - 1);
       ry0 = std::min(ry0, y1 - 1);
@@ -490,27 +548,48 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
       ry1 = std::max(ry1, y2);
     }
   }
-  Integral table;
+  int64_t rows = 0, cols = 0;
   if (rx0 != INT64_MAX) {
     rx0 = std::clamp<int64_t>(rx0, 0, width);
     ry0 = std::clamp<int64_t>(ry0, 0, height);
-    table = make_integral(img, width, rx0, ry0, std::clamp<int64_t>(rx1, rx0, width),
-                          std::clamp<int64_t>(ry1, ry0, height));
+    rows = std::clamp<int64_t>(ry1, ry0, height) - ry0;
+    cols = std::clamp<int64_t>(rx1, rx0, width) - rx0;
   }
+  const bool fits = sums_fit_uint32(rows, cols);
+  std::unique_ptr<uint32_t[]> small;
+  std::unique_ptr<double[]> large;
+  if (rows > 0 && cols > 0) {
+    if (fits)
+      small = region_table<uint32_t>(img, width, rx0, ry0, rows, cols);
+    else
+      large = region_table<double>(img, width, rx0, ry0, rows, cols);
+  }
+  std::vector<ResampleBuffers> buffers(std::max(threads, 1));  // one per OpenMP thread
   parallel_for(n, 4, threads, [&](int64_t k) {
     int64_t x1, y1, x2, y2;
-    window(k, &x1, &y1, &x2, &y2);
+    window_of(boxes, k, &x1, &y1, &x2, &y2);
     const int64_t crop_w = x2 - x1 + 1;
     const int64_t crop_h = y2 - y1 + 1;
     float* dst = out + k * per_window;
     if (crop_w <= 0 || crop_h <= 0) {  // an empty window is all zero-fill
-      std::fill(dst, dst + per_window, (0.0f - kMean) * kScale);
+      std::fill(dst, dst + per_window, kZero);
       return;
     }
     if (shrinks(crop_h, crop_w, size, size)) {
-      area_resize(table, x1 - 1, y1 - 1, crop_h, crop_w, size, size, 0, size, dst);
+      if (rows == 0 || cols == 0) {  // nothing of the image: all zero-fill
+        std::fill(dst, dst + per_window, kZero);
+        return;
+      }
+      // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c).
+      const AreaCells a(rows, cols, static_cast<double>(x1 - 1 - rx0),
+                        static_cast<double>(y1 - 1 - ry0), crop_h, crop_w, size, size);
+      if (fits)
+        area_from(small.get(), (cols + 1) * 3, a, dst);
+      else
+        area_from(large.get(), (cols + 1) * 3, a, dst);
       return;
     }
+    ResampleBuffers& buf = buffers[thread_index()];
     // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c), zero outside the image.
     // In interleaved units the window's column offset is 3 * (x1 - 1).
     const int64_t oy = y1 - 1, ox3 = 3 * (x1 - 1), width3 = 3 * width;
@@ -530,7 +609,8 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
       const int64_t w3 = 3 * crop_w;
       const int64_t in0 = std::clamp<int64_t>(-ox3, 0, w3);
       const int64_t in1 = std::clamp<int64_t>(width3 - ox3, in0, w3);
-      std::vector<float> line(w3, 0.0f);
+      std::vector<float>& line = buf.line;
+      line.assign(w3, 0.0f);
       auto row = [&](int64_t r, const int64_t* lo, const int64_t* hi, float* xa, float* xb) {
         if (outside(r, xa, xb)) return;
         const uint8_t* src = img + (oy + r) * stride;
@@ -540,7 +620,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
           xb[i] = line[hi[i]];
         }
       };
-      resample(row, crop_h, crop_w, size, size, dst);
+      resample(row, crop_h, crop_w, size, size, dst, buf);
       return;
     }
     // Shrunk across and enlarged down (a wide, low window; any width up to the coordinates'
@@ -554,7 +634,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
         xb[i] = xh >= 0 && xh < width3 ? static_cast<float>(src[xh]) : 0.0f;
       }
     };
-    resample(row, crop_h, crop_w, size, size, dst);
+    resample(row, crop_h, crop_w, size, size, dst, buf);
   });
 }
 

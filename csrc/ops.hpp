@@ -6,7 +6,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 namespace mtcnn {
@@ -22,46 +21,32 @@ std::vector<double> pyramid_scales(int64_t height, int64_t width, double min_fac
 void resize_normalize(const uint8_t* img, int64_t height, int64_t width, int64_t out_h,
                       int64_t out_w, float* out);
 
-// Area-averaged resizes (the kernel whenever a resize shrinks both sides, see shrinks()) read a
-// summed-area table of the image region they cover: entry (y, x) sums the pixels above and left
-// of it, per channel, exactly (uint32 while it cannot overflow, else double). The crops store
-// one; the pyramid makes the frame's a row at a time (see pyramid).
-struct Integral {
-  int64_t x0 = 0, y0 = 0, rows = 0, cols = 0;  // the region, in image pixels
-  std::unique_ptr<uint32_t[]> small;  // (rows + 1) x (cols + 1) x 3, row-major
-  std::unique_ptr<double[]> large;
-};
-Integral make_integral(const uint8_t* img, int64_t width, int64_t x0, int64_t y0, int64_t x1,
-                       int64_t y1);
-
 // True when a resize from in_h x in_w to out_h x out_w grows neither side: then it averages the
-// source over each output cell (area_resize); otherwise it is bilinear (resize_normalize).
+// source over each output cell from a summed-area table of the image (entry (y, x) sums the
+// pixels above and left of it, per channel, exactly: uint32 while it cannot overflow, else
+// double); otherwise it is bilinear (resize_normalize).
 inline bool shrinks(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w) {
   return out_h <= in_h && out_w <= in_w;
 }
 
-// Area-averaging resize of the in_h x in_w rectangle whose top-left pixel is image pixel
-// (oy, ox) (zero outside the table's region) to out_h x out_w, normalised like
-// resize_normalize, into out (out_h * out_w * 3): output rows y0 to y1 - 1 only (each row's
-// numbers do not depend on the band it is made in).
-void area_resize(const Integral& table, int64_t ox, int64_t oy, int64_t in_h, int64_t in_w,
-                 int64_t out_h, int64_t out_w, int64_t y0, int64_t y1, float* out);
-
 // The pyramid: level l, sizes[2l] x sizes[2l + 1], into out[l] (area averages when the level is
-// smaller than the image, bilinear otherwise). The area averages are area_resize's numbers from
-// the whole frame's summed-area table, but the table is never stored: its rows are made top to
-// bottom and every level takes the ones it needs as they pass (extra memory: a few rows of the
-// table and of each level per thread, not 12 or 24 bytes per pixel). With OpenMP, stripes of the
-// frame's rows run on `threads` OpenMP threads (the runtime torch uses, so the same workers);
-// the numbers do not depend on how many.
+// smaller than the image, bilinear otherwise). The area averages come from the whole frame's
+// summed-area table, which is never stored: its rows are made top to bottom and every level
+// takes the ones it needs as they pass (extra memory: a few rows of the table and of each level
+// per thread, not 12 or 24 bytes per pixel). With OpenMP, stripes of the frame's rows run on
+// `threads` OpenMP threads (the runtime torch uses, so the same workers); the numbers do not
+// depend on how many.
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
              int64_t levels, float* const* out, int threads);
 
 // Cuts square windows (1-based inclusive pixel numbers, truncated toward zero) out of an
 // HxWx3 image, zero-filling what lies outside it, resizes each to size x size (area averages
 // when the window is at least size wide and high, bilinear otherwise) and normalises
-// into out (n * size * size * 3), HWC per window. With OpenMP the windows are shared out among
-// `threads` OpenMP threads; the numbers do not depend on how many.
+// into out (n * size * size * 3), HWC per window. The area averages come from the summed-area
+// table of the part of the image that those windows cover, stored whole (its corner enters
+// their last bits; crop_windows says why it is stored).
+// With OpenMP the windows are shared out among `threads` OpenMP threads; the numbers do not
+// depend on how many.
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
                   int64_t n, int64_t size, float* out, int threads);
 

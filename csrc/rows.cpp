@@ -4,7 +4,6 @@
 #include <atomic>
 #include <type_traits>
 #include <climits>
-#include <cstring>
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define MTCNN_AVX2 1
@@ -57,12 +56,15 @@ void prefix_plain(const T* sums, int64_t x0, int64_t width, T* run, T* row) {
   }
 }
 
+// Pixels x0 .. width - 1 of both: the column sums take the image row, then the prefix.
 template <class T>
-void next_row_plain(const uint8_t* src, int64_t x0, int64_t cols, const T* up, T* run, T* cur) {
-  for (int64_t x = x0; x < cols; ++x) {
+void accumulate_prefix_plain(const uint8_t* src, int64_t x0, int64_t width, T* sums, T* run,
+                             T* row) {
+  for (int64_t x = x0; x < width; ++x) {
     for (int c = 0; c < 3; ++c) {
-      run[c] += static_cast<T>(src[3 * x + c]);
-      cur[3 * (x + 1) + c] = up[3 * (x + 1) + c] + run[c];
+      sums[3 * x + c] += static_cast<T>(src[3 * x + c]);
+      run[c] += sums[3 * x + c];
+      row[3 * (x + 1) + c] = run[c];
     }
   }
 }
@@ -135,21 +137,38 @@ __attribute__((target("avx2"))) int64_t cells_avx2(const double* prev, const dou
   return j;
 }
 
+__attribute__((target("avx2"))) inline void add_bytes(__m128i eight, uint32_t* sums) {
+  __m256i* s = reinterpret_cast<__m256i*>(sums);
+  _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), _mm256_cvtepu8_epi32(eight)));
+}
+
 __attribute__((target("avx2"))) int64_t accumulate_avx2(const uint8_t* src, int64_t n,
                                                         uint32_t* sums) {
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j)));
-    __m256i* s = reinterpret_cast<__m256i*>(sums + j);
-    _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), px));
+  for (; j + 16 <= n; j += 16) {
+    const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+    add_bytes(px, sums + j);
+    add_bytes(_mm_srli_si128(px, 8), sums + j + 8);
   }
+  for (; j + 8 <= n; j += 8)
+    add_bytes(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j)), sums + j);
   return j;
 }
 
+// Two pixels a step: the running sums' dependency chain takes one addition per two pixels (the
+// pair's sums are added first; the integer sums are exact in any order). Lane 3 carries the
+// next pixel's first value, which the next store writes over.
 __attribute__((target("avx2"))) int64_t prefix_avx2(const uint32_t* sums, int64_t width,
                                                     uint32_t* run, uint32_t* row) {
   __m128i r = _mm_setzero_si128();
   int64_t x = 0;
+  for (; x + 2 < width; x += 2) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x + 3));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 1)), _mm_add_epi32(r, a));
+    r = _mm_add_epi32(r, _mm_add_epi32(a, b));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 2)), r);
+  }
   for (; x + 1 < width; ++x) {
     r = _mm_add_epi32(r, _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 1)), r);
@@ -160,17 +179,38 @@ __attribute__((target("avx2"))) int64_t prefix_avx2(const uint32_t* sums, int64_
   return x;
 }
 
-__attribute__((target("avx2"))) int64_t next_row_avx2(const uint8_t* src, int64_t cols,
-                                                      const uint32_t* up, uint32_t* run,
-                                                      uint32_t* cur) {
+// Four pixels (12 values, three vectors) a step: the column sums take the 12 bytes and are
+// stored back whole, then the four pixels' sums are taken out of the three vectors and added to
+// the running sums, two additions in the dependency chain per four pixels (pairs first; integer
+// sums are exact in any order). Each store's lane 3 is written over by the next one.
+__attribute__((target("avx2"))) int64_t accumulate_prefix_avx2(const uint8_t* src, int64_t width,
+                                                               uint32_t* sums, uint32_t* run,
+                                                               uint32_t* row) {
   __m128i r = _mm_setzero_si128();
   int64_t x = 0;
-  for (; x + 1 < cols; ++x) {
-    int32_t bytes;
-    std::memcpy(&bytes, src + 3 * x, 4);
-    r = _mm_add_epi32(r, _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes)));
-    const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(up + 3 * (x + 1)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(cur + 3 * (x + 1)), _mm_add_epi32(u, r));
+  // The 16-byte load reads 4 bytes past the four pixels (pixel x + 4 and the first byte of
+  // x + 5), and the last store writes lane 3 at row[3 (x + 5)]: both stay inside their rows
+  // while two pixels follow the four.
+  for (; x + 5 < width; x += 4) {
+    const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 3 * x));
+    __m128i* s = reinterpret_cast<__m128i*>(sums + 3 * x);
+    const __m128i s0 = _mm_add_epi32(_mm_loadu_si128(s), _mm_cvtepu8_epi32(px));
+    const __m128i s1 = _mm_add_epi32(_mm_loadu_si128(s + 1), _mm_cvtepu8_epi32(_mm_srli_si128(px, 4)));
+    const __m128i s2 = _mm_add_epi32(_mm_loadu_si128(s + 2), _mm_cvtepu8_epi32(_mm_srli_si128(px, 8)));
+    _mm_storeu_si128(s, s0);
+    _mm_storeu_si128(s + 1, s1);
+    _mm_storeu_si128(s + 2, s2);
+    const __m128i p1 = _mm_alignr_epi8(s1, s0, 12);  // pixel x + 1: s0[3], s1[0], s1[1]
+    const __m128i p2 = _mm_alignr_epi8(s2, s1, 8);   // pixel x + 2: s1[2], s1[3], s2[0]
+    const __m128i p3 = _mm_srli_si128(s2, 4);        // pixel x + 3: s2[1], s2[2], s2[3]
+    const __m128i r1 = _mm_add_epi32(r, s0);
+    const __m128i r2 = _mm_add_epi32(r, _mm_add_epi32(s0, p1));
+    const __m128i r3 = _mm_add_epi32(r2, p2);
+    r = _mm_add_epi32(r2, _mm_add_epi32(p2, p3));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 1)), r1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 2)), r2);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 3)), r3);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 4)), r);
   }
   uint32_t lanes[4];
   _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), r);
@@ -273,20 +313,18 @@ void prefix(const double* sums, int64_t width, double* row) {
   prefix_plain(sums, 0, width, run, row);
 }
 
-void next_row(const uint8_t* src, int64_t cols, const uint32_t* up, uint32_t* cur) {
+void accumulate_prefix(const uint8_t* src, int64_t width, uint32_t* sums, uint32_t* row) {
   uint32_t run[3] = {0, 0, 0};
-  std::fill(cur, cur + 3, 0u);
   int64_t x = 0;
 #ifdef MTCNN_AVX2
-  if (vector_kernels()) x = next_row_avx2(src, cols, up, run, cur);
+  if (vector_kernels()) x = accumulate_prefix_avx2(src, width, sums, run, row);
 #endif
-  next_row_plain(src, x, cols, up, run, cur);
+  accumulate_prefix_plain(src, x, width, sums, run, row);
 }
 
-void next_row(const uint8_t* src, int64_t cols, const double* up, double* cur) {
+void accumulate_prefix(const uint8_t* src, int64_t width, double* sums, double* row) {
   double run[3] = {0, 0, 0};
-  std::fill(cur, cur + 3, 0.0);
-  next_row_plain(src, 0, cols, up, run, cur);
+  accumulate_prefix_plain(src, 0, width, sums, run, row);
 }
 
 }  // namespace rowops

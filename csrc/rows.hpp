@@ -2,8 +2,9 @@
 // value of a summed-area table row or of an output row. Each has one arithmetic, written once as
 // plain C++ (the specification, with _reference._area), and on x86-64 CPUs with AVX2 it runs as
 // vector code doing the same operations in the same order on each value (mul, add, sub and the
-// conversions are exact or correctly rounded lane by lane, and nothing is fused), so the numbers
-// are the same bits on every CPU. The double-sum variants (frames over 16.8 Mpx) stay plain but
+// conversions are exact or correctly rounded lane by lane, and nothing is fused; the integer
+// sums of the table rows are exact in any order, and their vector code adds pairs of pixels
+// first), so the numbers are the same bits on every CPU. The double-sum variants (frames over 16.8 Mpx) stay plain but
 // for interpolate. vector_kernels() says which runs; tests switch it.
 #pragma once
 #include <cstdint>
@@ -45,10 +46,9 @@ void accumulate(const uint8_t* src, int64_t n, double* sums);
 void prefix(const uint32_t* sums, int64_t width, uint32_t* row);
 void prefix(const double* sums, int64_t width, double* row);
 
-// Table row y + 1 from row y (`up`) and image row y's pixels (cols pixels, interleaved):
-// cur[3 (x + 1) + c] = up[3 (x + 1) + c] + sum over x' <= x of src[3 x' + c]; cur[0 .. 3) = 0.
-void next_row(const uint8_t* src, int64_t cols, const uint32_t* up, uint32_t* cur);
-void next_row(const uint8_t* src, int64_t cols, const double* up, double* cur);
+// Both at once, for a row of `width` pixels: sums[j] += src[j], then row from sums as prefix does.
+void accumulate_prefix(const uint8_t* src, int64_t width, uint32_t* sums, uint32_t* row);
+void accumulate_prefix(const uint8_t* src, int64_t width, double* sums, double* row);
 
 }  // namespace rowops
 }  // namespace mtcnn
