@@ -272,12 +272,12 @@ struct SweepTarget {
   std::vector<double> head, tail;
 };
 
-// A target while its rows pass: the next corner row to make, and four rows of n values (taken
-// when it starts): the table rows t - 1 and t interpolated at its corner columns (lower,
+// A target while its rows pass: the next corner row to make, and four rows of n values: the
+// table rows t - 1 and t interpolated at its corner columns (lower,
 // upper), the last corner row made and the one being made (prev, cur); which slot holds which
 // is swapped, the values never copied. `link`: the next target waiting for the same table row.
 struct Sweeping {
-  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first) {}
+  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first), rows(4 * t.a->n) {}
   double* slot(int k) { return rows.data() + k * target->a->n; }
   SweepTarget* target;
   int64_t next;
@@ -318,7 +318,6 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
   }
   const int64_t w3 = 3 * cols;
   std::vector<T> row(w3 + 3, T(0));  // table row t: row[3 * x + c] sums channel c left of x
-  std::vector<std::vector<double>> spare;  // the rows of targets done, for the next ones
   for (int64_t t = t0; t <= t1 && left > 0; ++t) {
     int64_t k = waiting[t - t0];
     if (t > t0 && k >= 0)
@@ -332,13 +331,6 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
       const int64_t after = s.link;
       SweepTarget& g = *s.target;
       const AreaCells& a = *g.a;
-      if (s.rows.empty()) {  // its first row
-        if (!spare.empty()) {
-          s.rows = std::move(spare.back());
-          spare.pop_back();
-        }
-        s.rows.resize(4 * a.n);
-      }
       // A corner row that needs row t - 1 (cy.i = t - 1) waited for row t - 1 too, so that row
       // was made then, into the upper slot.
       std::swap(s.lower, s.upper);
@@ -359,7 +351,6 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
       } else {
         if (g.end < static_cast<int64_t>(a.cy.i.size()))
           g.tail.assign(s.slot(s.prev), s.slot(s.prev) + a.n);
-        spare.push_back(std::move(s.rows));
         --left;
       }
       k = after;

@@ -137,38 +137,21 @@ __attribute__((target("avx2"))) int64_t cells_avx2(const double* prev, const dou
   return j;
 }
 
-__attribute__((target("avx2"))) inline void add_bytes(__m128i eight, uint32_t* sums) {
-  __m256i* s = reinterpret_cast<__m256i*>(sums);
-  _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), _mm256_cvtepu8_epi32(eight)));
-}
-
 __attribute__((target("avx2"))) int64_t accumulate_avx2(const uint8_t* src, int64_t n,
                                                         uint32_t* sums) {
   int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
-    add_bytes(px, sums + j);
-    add_bytes(_mm_srli_si128(px, 8), sums + j + 8);
+  for (; j + 8 <= n; j += 8) {
+    const __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j)));
+    __m256i* s = reinterpret_cast<__m256i*>(sums + j);
+    _mm256_storeu_si256(s, _mm256_add_epi32(_mm256_loadu_si256(s), px));
   }
-  for (; j + 8 <= n; j += 8)
-    add_bytes(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j)), sums + j);
   return j;
 }
 
-// Two pixels a step: the running sums' dependency chain takes one addition per two pixels (the
-// pair's sums are added first; the integer sums are exact in any order). Lane 3 carries the
-// next pixel's first value, which the next store writes over.
 __attribute__((target("avx2"))) int64_t prefix_avx2(const uint32_t* sums, int64_t width,
                                                     uint32_t* run, uint32_t* row) {
   __m128i r = _mm_setzero_si128();
   int64_t x = 0;
-  for (; x + 2 < width; x += 2) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x + 3));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 1)), _mm_add_epi32(r, a));
-    r = _mm_add_epi32(r, _mm_add_epi32(a, b));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 2)), r);
-  }
   for (; x + 1 < width; ++x) {
     r = _mm_add_epi32(r, _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 3 * x)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 3 * (x + 1)), r);

@@ -3,9 +3,9 @@
 // plain C++ (the specification, with _reference._area), and on x86-64 CPUs with AVX2 it runs as
 // vector code doing the same operations in the same order on each value (mul, add, sub and the
 // conversions are exact or correctly rounded lane by lane, and nothing is fused; the integer
-// sums of the table rows are exact in any order, and their vector code adds pairs of pixels
-// first), so the numbers are the same bits on every CPU. The double-sum variants (frames over 16.8 Mpx) stay plain but
-// for interpolate. vector_kernels() says which runs; tests switch it.
+// sums of the table rows are exact in any order, and accumulate_prefix's vector code adds pairs
+// of pixels first), so the numbers are the same bits on every CPU. The double-sum variants
+// (frames over 16.8 Mpx) stay plain but for interpolate. vector_kernels() says which runs; tests switch it.
 #pragma once
 #include <cstdint>
 
