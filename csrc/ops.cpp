@@ -188,10 +188,11 @@ Corners make_corners(double start, double step, int64_t n, int64_t limit) {
 // The integral of the source up to a point is bilinear between the table's entries, so each
 // output cell is four interpolated lookups: ((c11 - c10) - (c01 - c00)) / cell area. The
 // arithmetic (double) and its order are the specification (see _reference._area). An output row
-// y is made from the corner rows y and y + 1; corner row r blends table rows cy.i[r] and
-// cy.i[r] + 1 (both interpolated at the corner columns) with weight cy.f[r]. cy.i never
-// decreases with r, so the corner rows can be made from a stored table (area_from, the crops)
-// or from table rows passing by in order (sweep_rows, the pyramid), with the same numbers.
+// y is made from the corner rows y and y + 1; corner row r is made from table rows cy.i[r] and
+// cy.i[r] + 1 (each interpolated at the corner columns, then the two blended with weight
+// cy.f[r]) in one pass (rowops::corner_row). cy.i never decreases with r, so the corner rows can
+// be made from a stored table (area_from, the crops) or from table rows passing by in order
+// (sweep_rows, the pyramid), with the same numbers.
 struct AreaCells {
   AreaCells(int64_t rows, int64_t cols, double ox, double oy, int64_t in_h, int64_t in_w,
             int64_t out_h, int64_t out_w)
@@ -213,16 +214,12 @@ struct AreaCells {
     fx = std::move(cx.f);
   }
 
-  // A table row ((cols + 1) x 3 entries) interpolated at the corner columns into d (n values).
+  // Corner row r from its two table rows (each (cols + 1) x 3 entries) into dst (n values).
   template <class T>
-  void columns(const T* a, double* d) const {
-    rowops::interpolate(a, len, at.data(), gx.data(), fx.data(), corners, d);
-  }
-
-  // Corner row r from its two interpolated table rows.
-  void corner(int64_t r, const double* top, const double* bottom, double* dst) const {
+  void corner(int64_t r, const T* top, const T* bottom, double* dst) const {
     const double fy = cy.f[r];
-    rowops::blend(top, bottom, 1.0 - fy, fy, n, dst);
+    rowops::corner_row(top, bottom, len, at.data(), gx.data(), fx.data(), corners, 1.0 - fy, fy,
+                       dst);
   }
 
   // Output row y from corner rows y (prev) and y + 1 (cur), normalised.
@@ -272,38 +269,38 @@ struct SweepTarget {
   std::vector<double> head, tail;
 };
 
-// A target while its rows pass: the next corner row to make, and four rows of n values: the
-// table rows t - 1 and t interpolated at its corner columns (lower,
-// upper), the last corner row made and the one being made (prev, cur); which slot holds which
-// is swapped, the values never copied. `link`: the next target waiting for the same table row.
+// A target while its rows pass: the next corner row to make, and two rows of n values, the last
+// corner row made and the one being made (prev, cur; which slot holds which is swapped, the
+// values never copied). `link`: the next target waiting for the same table row.
 struct Sweeping {
-  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first), rows(4 * t.a->n) {}
+  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first), rows(2 * t.a->n) {}
   double* slot(int k) { return rows.data() + k * target->a->n; }
   SweepTarget* target;
   int64_t next;
-  int lower = 0, upper = 1, prev = 2, cur = 3;
+  int prev = 0, cur = 1;
   std::vector<double> rows;
   int64_t link = -1;
 };
 
 // Sweeps the summed-area table of a region of an image top to bottom, table rows t0 to t1, and
 // makes every target's corner rows as their two table rows pass, and its output rows between
-// them; the table is never stored. The region's pixel (y, x) channel c is
-// src[y * stride + 3 * x + c], cols pixels wide. `sums` holds on entry the column sums of the
-// region's rows above t0 (3 * cols values, per interleaved position); table row t is the
-// horizontal prefix of the column sums of rows 0 to t - 1 (exact integers: see
-// sums_fit_uint32), made only when a target needs it. Every target's corner rows must need table
-// rows t0 to t1 only. Each target waits in a list for the next table row it needs (corner row r
-// needs rows cy.i[r] and cy.i[r] + 1, and cy.i never decreases with r), so a row costs only the
-// targets it serves. Each corner row is the same function of the same two table rows whatever
-// the region's cut into sweeps and whichever other targets share them, so neither changes a
-// number (the NumPy twin makes the whole table: _reference._area).
+// them; the table is never stored, only the last two rows made. The region's pixel (y, x)
+// channel c is src[y * stride + 3 * x + c], cols pixels wide. `sums` holds on entry the column
+// sums of the region's rows above t0 (3 * cols values, per interleaved position); table row t
+// is the horizontal prefix of the column sums of rows 0 to t - 1 (exact integers: see
+// sums_fit_uint32), made only when a corner row needs it. Every target's corner rows must need
+// table rows t0 to t1 only. Each target waits in a list for the lower table row of its next
+// corner row (corner row r needs rows cy.i[r] and cy.i[r] + 1, and cy.i never decreases with
+// r), so a row costs only the targets it serves. Each corner row is the same function of the
+// same two table rows whatever the region's cut into sweeps and whichever other targets share
+// them, so neither changes a number (the NumPy twin makes the whole table: _reference._area).
 template <class T>
 void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, int64_t t1,
                 std::vector<T>& sums, std::vector<SweepTarget>& targets) {
   std::vector<Sweeping> state;
   state.reserve(targets.size());
   std::vector<int64_t> waiting(t1 - t0 + 1, -1);  // per table row, the first target waiting
+  std::vector<char> needed(t1 - t0 + 1, 0);       // per table row, whether a corner row reads it
   auto wait = [&](int64_t k, int64_t t) {
     state[k].link = waiting[t - t0];
     waiting[t - t0] = k;
@@ -311,33 +308,33 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
   int64_t left = 0;  // targets not done
   for (SweepTarget& g : targets) {
     state.emplace_back(g);
+    const std::vector<int64_t>& i = g.a->cy.i;
+    for (int64_t r = g.first; r < g.end; ++r) needed[i[r] - t0] = needed[i[r] + 1 - t0] = 1;
     if (g.first < g.end) {
-      wait(static_cast<int64_t>(state.size()) - 1, g.a->cy.i[g.first]);
+      wait(static_cast<int64_t>(state.size()) - 1, i[g.first] + 1);
       ++left;
     }
   }
   const int64_t w3 = 3 * cols;
-  std::vector<T> row(w3 + 3, T(0));  // table row t: row[3 * x + c] sums channel c left of x
+  // Table rows t - 1 and t: row t in rows[t % 2], row[3 * x + c] sums channel c left of x.
+  std::vector<T> rows[2] = {std::vector<T>(w3 + 3, T(0)), std::vector<T>(w3 + 3, T(0))};
   for (int64_t t = t0; t <= t1 && left > 0; ++t) {
-    int64_t k = waiting[t - t0];
-    if (t > t0 && k >= 0)
-      rowops::accumulate_prefix(src + (t - 1) * stride, cols, sums.data(), row.data());
+    T* row = rows[t % 2].data();
+    if (t > t0 && needed[t - t0])
+      rowops::accumulate_prefix(src + (t - 1) * stride, cols, sums.data(), row);
     else if (t > t0)
       rowops::accumulate(src + (t - 1) * stride, w3, sums.data());
-    else if (k >= 0)
-      rowops::prefix(sums.data(), cols, row.data());
-    while (k >= 0) {
+    else if (needed[0])
+      rowops::prefix(sums.data(), cols, row);
+    const T* above = rows[(t + 1) % 2].data();  // row t - 1, made when it was needed
+    for (int64_t k = waiting[t - t0]; k >= 0;) {
       Sweeping& s = state[k];
       const int64_t after = s.link;
       SweepTarget& g = *s.target;
       const AreaCells& a = *g.a;
-      // A corner row that needs row t - 1 (cy.i = t - 1) waited for row t - 1 too, so that row
-      // was made then, into the upper slot.
-      std::swap(s.lower, s.upper);
-      a.columns(row.data(), s.slot(s.upper));
       for (; s.next < g.end && a.cy.i[s.next] + 1 == t; ++s.next) {
         double* cur = s.slot(s.cur);
-        a.corner(s.next, s.slot(s.lower), s.slot(s.upper), cur);
+        a.corner(s.next, above, row, cur);
         if (s.next == g.first) {
           if (g.first > 0) g.head.assign(cur, cur + a.n);
         } else {
@@ -346,8 +343,7 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
         std::swap(s.prev, s.cur);
       }
       if (s.next < g.end) {
-        // The next corner row's rows: cy.i[next] (this one, if it equals t) and the one below.
-        wait(k, std::max(t + 1, a.cy.i[s.next]));
+        wait(k, a.cy.i[s.next] + 1);  // past t: every corner row with cy.i = t - 1 was made
       } else {
         if (g.end < static_cast<int64_t>(a.cy.i.size()))
           g.tail.assign(s.slot(s.prev), s.slot(s.prev) + a.n);
@@ -458,18 +454,13 @@ std::unique_ptr<T[]> region_table(const uint8_t* img, int64_t width, int64_t x0,
   return table;
 }
 
-// The area resize `a` (its corner rows: AreaCells) from a stored table, into out: each corner
-// row from its two table rows, each table row interpolated once (TwoRows).
+// The area resize `a` (its corner rows: AreaCells) from a stored table, into out.
 template <class T>
 void area_from(const T* table, int64_t len, const AreaCells& a, float* out) {
-  auto columns = [&](int64_t y, double* d) { a.columns(table + y * len, d); };
-  TwoRows<double> cache;
-  cache.reset(a.n);
   std::vector<double> prev(a.n), cur(a.n);
   auto corner_row = [&](int64_t r, double* dst) {
-    const double* top = cache.get(a.cy.i[r], -1, columns);
-    const double* bottom = cache.get(a.cy.i[r] + 1, a.cy.i[r], columns);
-    a.corner(r, top, bottom, dst);
+    const T* top = table + a.cy.i[r] * len;
+    a.corner(r, top, top + len, dst);
   };
   corner_row(0, prev.data());
   for (int64_t y = 0; y + 1 < static_cast<int64_t>(a.cy.i.size()); ++y) {

@@ -17,19 +17,20 @@ namespace {
 
 // The plain versions: the arithmetic every version follows.
 
+// Corners k0 .. k1 - 1 of a corner row: each table row interpolated at the corner's columns,
+// then the two blended.
 template <class T>
-void interpolate_corners(const T* a, const int64_t* base, const double* g, const double* f,
-                         int64_t k0, int64_t k1, double* d) {
+void corner_plain(const T* top, const T* bottom, const int64_t* base, const double* g,
+                  const double* f, double gy, double fy, int64_t k0, int64_t k1, double* d) {
   for (int64_t k = k0; k < k1; ++k) {
-    const T* p = a + base[k];
-    for (int c = 0; c < 3; ++c)
-      d[3 * k + c] = static_cast<double>(p[c]) * g[k] + static_cast<double>(p[c + 3]) * f[k];
+    const T* p = top + base[k];
+    const T* q = bottom + base[k];
+    for (int c = 0; c < 3; ++c) {
+      const double t = static_cast<double>(p[c]) * g[k] + static_cast<double>(p[c + 3]) * f[k];
+      const double b = static_cast<double>(q[c]) * g[k] + static_cast<double>(q[c + 3]) * f[k];
+      d[3 * k + c] = t * gy + b * fy;
+    }
   }
-}
-
-void blend_plain(const double* top, const double* bottom, double gy, double fy, int64_t j0,
-                 int64_t n, double* dst) {
-  for (int64_t j = j0; j < n; ++j) dst[j] = top[j] * gy + bottom[j] * fy;
 }
 
 void cells_plain(const double* prev, const double* cur, double inv_cell, int64_t j0, int64_t m,
@@ -89,38 +90,31 @@ __attribute__((target("avx2"))) inline __m256d load_entries(const double* p) {
 }
 
 template <bool Biased, class T>
-__attribute__((target("avx2"))) int64_t interpolate_avx2(const T* a, int64_t len,
-                                                         const int64_t* base, const double* g,
-                                                         const double* f, int64_t count,
-                                                         double* d) {
-  int64_t k = 0;
-  for (; k + 1 < count && base[k] + 7 <= len; ++k) {
-    const T* p = a + base[k];
-    __m256d lo, hi;
-    if constexpr (std::is_same_v<T, uint32_t>) {
-      lo = load_entries<Biased>(p);
-      hi = load_entries<Biased>(p + 3);
-    } else {
-      lo = load_entries(p);
-      hi = load_entries(p + 3);
-    }
-    const __m256d v = _mm256_add_pd(_mm256_mul_pd(lo, _mm256_set1_pd(g[k])),
-                                    _mm256_mul_pd(hi, _mm256_set1_pd(f[k])));
-    _mm256_storeu_pd(d + 3 * k, v);
-  }
-  return k;
+__attribute__((target("avx2"))) inline __m256d entries(const T* p) {
+  if constexpr (std::is_same_v<T, uint32_t>)
+    return load_entries<Biased>(p);
+  else
+    return load_entries(p);
 }
 
-__attribute__((target("avx2"))) int64_t blend_avx2(const double* top, const double* bottom,
-                                                   double gy, double fy, int64_t n, double* dst) {
-  const __m256d vg = _mm256_set1_pd(gy), vf = _mm256_set1_pd(fy);
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(top + j), vg),
-                                    _mm256_mul_pd(_mm256_loadu_pd(bottom + j), vf));
-    _mm256_storeu_pd(dst + j, v);
+template <bool Biased, class T>
+__attribute__((target("avx2"))) int64_t corner_avx2(const T* top, const T* bottom, int64_t len,
+                                                    const int64_t* base, const double* g,
+                                                    const double* f, double gy, double fy,
+                                                    int64_t count, double* d) {
+  const __m256d vgy = _mm256_set1_pd(gy), vfy = _mm256_set1_pd(fy);
+  int64_t k = 0;
+  for (; k + 1 < count && base[k] + 7 <= len; ++k) {
+    const T* p = top + base[k];
+    const T* q = bottom + base[k];
+    const __m256d vg = _mm256_set1_pd(g[k]), vf = _mm256_set1_pd(f[k]);
+    const __m256d t = _mm256_add_pd(_mm256_mul_pd(entries<Biased>(p), vg),
+                                    _mm256_mul_pd(entries<Biased>(p + 3), vf));
+    const __m256d b = _mm256_add_pd(_mm256_mul_pd(entries<Biased>(q), vg),
+                                    _mm256_mul_pd(entries<Biased>(q + 3), vf));
+    _mm256_storeu_pd(d + 3 * k, _mm256_add_pd(_mm256_mul_pd(t, vgy), _mm256_mul_pd(b, vfy)));
   }
-  return j;
+  return k;
 }
 
 __attribute__((target("avx2"))) int64_t cells_avx2(const double* prev, const double* cur,
@@ -218,23 +212,26 @@ std::atomic<bool>& enabled() {
 }
 
 template <class T>
-void interpolate_any(const T* a, int64_t len, const int64_t* base, const double* g,
-                     const double* f, int64_t count, double* d) {
+void corner_any(const T* top, const T* bottom, int64_t len, const int64_t* base, const double* g,
+                const double* f, int64_t count, double gy, double fy, double* d) {
   int64_t k = 0;
 #ifdef MTCNN_AVX2
   if (vector_kernels() && count > 0) {
     if constexpr (std::is_same_v<T, uint32_t>) {
-      // Prefix sums grow along a row, so its last column holds its largest entries.
-      const uint32_t top = len >= 3 ? std::max({a[len - 3], a[len - 2], a[len - 1]}) : 0;
-      k = top <= static_cast<uint32_t>(INT_MAX)
-              ? interpolate_avx2<false>(a, len, base, g, f, count, d)
-              : interpolate_avx2<true>(a, len, base, g, f, count, d);
+      // Prefix sums grow along a row, so each row's last column holds its largest entries.
+      auto largest = [len](const uint32_t* row) {
+        return std::max({row[len - 3], row[len - 2], row[len - 1]});
+      };
+      const uint32_t most = len >= 3 ? std::max(largest(top), largest(bottom)) : 0;
+      k = most <= static_cast<uint32_t>(INT_MAX)
+              ? corner_avx2<false>(top, bottom, len, base, g, f, gy, fy, count, d)
+              : corner_avx2<true>(top, bottom, len, base, g, f, gy, fy, count, d);
     } else {
-      k = interpolate_avx2<false>(a, len, base, g, f, count, d);
+      k = corner_avx2<false>(top, bottom, len, base, g, f, gy, fy, count, d);
     }
   }
 #endif
-  interpolate_corners(a, base, g, f, k, count, d);
+  corner_plain(top, bottom, base, g, f, gy, fy, k, count, d);
 }
 
 }  // namespace
@@ -246,22 +243,14 @@ bool set_vector_kernels(bool enable) {
   return vector_kernels();
 }
 
-void interpolate(const uint32_t* a, int64_t len, const int64_t* base, const double* g,
-                 const double* f, int64_t count, double* d) {
-  interpolate_any(a, len, base, g, f, count, d);
+void corner_row(const uint32_t* top, const uint32_t* bottom, int64_t len, const int64_t* base,
+                const double* g, const double* f, int64_t count, double gy, double fy, double* d) {
+  corner_any(top, bottom, len, base, g, f, count, gy, fy, d);
 }
 
-void interpolate(const double* a, int64_t len, const int64_t* base, const double* g,
-                 const double* f, int64_t count, double* d) {
-  interpolate_any(a, len, base, g, f, count, d);
-}
-
-void blend(const double* top, const double* bottom, double gy, double fy, int64_t n, double* dst) {
-  int64_t j = 0;
-#ifdef MTCNN_AVX2
-  if (vector_kernels()) j = blend_avx2(top, bottom, gy, fy, n, dst);
-#endif
-  blend_plain(top, bottom, gy, fy, j, n, dst);
+void corner_row(const double* top, const double* bottom, int64_t len, const int64_t* base,
+                const double* g, const double* f, int64_t count, double gy, double fy, double* d) {
+  corner_any(top, bottom, len, base, g, f, count, gy, fy, d);
 }
 
 void cells(const double* prev, const double* cur, double inv_cell, int64_t m, float* o) {

@@ -5,7 +5,7 @@
 // conversions are exact or correctly rounded lane by lane, and nothing is fused; the integer
 // sums of the table rows are exact in any order, and accumulate_prefix's vector code adds pairs
 // of pixels first), so the numbers are the same bits on every CPU. The double-sum variants
-// (frames over 16.8 Mpx) stay plain but for interpolate. vector_kernels() says which runs; tests switch it.
+// (frames over 16.8 Mpx) stay plain but for corner_row. vector_kernels() says which runs; tests switch it.
 #pragma once
 #include <cstdint>
 
@@ -22,16 +22,15 @@ bool vector_kernels();
 // Tests only: force the plain versions (false) or the CPU's best (true); returns the new state.
 bool set_vector_kernels(bool enable);
 
-// A summed-area table row (entries a[0 .. len), 3 interleaved channels per column) interpolated
-// at `count` corner columns: for corner k with table column base[k] / 3 and weights g[k], f[k],
-// d[3k + c] = double(a[base[k] + c]) * g[k] + double(a[base[k] + 3 + c]) * f[k].
-void interpolate(const uint32_t* a, int64_t len, const int64_t* base, const double* g,
-                 const double* f, int64_t count, double* d);
-void interpolate(const double* a, int64_t len, const int64_t* base, const double* g,
-                 const double* f, int64_t count, double* d);
-
-// dst[j] = top[j] * gy + bottom[j] * fy, j < n.
-void blend(const double* top, const double* bottom, double gy, double fy, int64_t n, double* dst);
+// A corner row of an area resize from two summed-area table rows (entries top[0 .. len) and
+// bottom[0 .. len), 3 interleaved channels per column): for corner k with table column
+// base[k] / 3 and weights g[k], f[k], each row is interpolated at the corner,
+// t = double(top[base[k] + c]) * g[k] + double(top[base[k] + 3 + c]) * f[k] (b likewise from
+// bottom), and d[3k + c] = t * gy + b * fy.
+void corner_row(const uint32_t* top, const uint32_t* bottom, int64_t len, const int64_t* base,
+                const double* g, const double* f, int64_t count, double gy, double fy, double* d);
+void corner_row(const double* top, const double* bottom, int64_t len, const int64_t* base,
+                const double* g, const double* f, int64_t count, double gy, double fy, double* d);
 
 // Output values from two corner rows: o[j] = (float(((cur[j + 3] - cur[j]) - (prev[j + 3] -
 // prev[j])) * inv_cell) - 127.5f) * 0.0078125f, j < m (the corner rows hold m + 3 values).
