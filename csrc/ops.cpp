@@ -362,9 +362,45 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
   }
 }
 
-// The pyramid's stripes: one per thread, of at least this many source rows (a stripe costs its
-// starting column sums, a few rows per level, and per level one output row made at its edge).
+// The stripes a summed-area table's rows are cut into, one per thread (the pyramid's sweeps, the
+// crops' stored table): at least this many source rows each (a stripe costs its starting column
+// sums and, in the pyramid, a few rows per level and per level one output row made at its edge).
 constexpr int64_t kStripeRows = 32;
+
+// A region of `rows` rows cut into stripes, one per thread, of at least kStripeRows rows each
+// (one stripe when it is smaller): stripe s holds rows top(s) to top(s + 1) - 1.
+struct Stripes {
+  Stripes(int64_t rows, int threads)
+      : rows(rows), count(std::clamp<int64_t>(rows / kStripeRows, 1, std::max(threads, 1))) {}
+  int64_t top(int64_t s) const { return rows * s / count; }
+  int64_t rows, count;
+};
+
+// Per stripe of a region (its pixel (y, x) channel c at src[y * stride + 3 * x + c], cols pixels
+// wide), the column sums of the region's rows above it: sweep_rows' starting point. Made in
+// parallel over pieces of the columns, each thread reading its piece of every row above the last
+// stripe once.
+template <class T>
+std::vector<std::vector<T>> stripe_sums(const uint8_t* src, int64_t stride, int64_t cols,
+                                        const Stripes& st, int threads) {
+  const int64_t w3 = 3 * cols;
+  std::vector<std::vector<T>> sums(st.count, std::vector<T>(w3, T(0)));
+  if (st.count > 1) {
+    const int64_t pieces = std::min<int64_t>(threads, (w3 + 63) / 64);
+    parallel_for(pieces, 1, threads, [&](int64_t p) {
+      const int64_t j0 = w3 * p / pieces, j1 = w3 * (p + 1) / pieces;
+      std::vector<T> acc(j1 - j0, T(0));  // the piece's own: no cache line shared while adding
+      for (int64_t s = 1; s < st.count; ++s) {
+        for (int64_t y = st.top(s - 1); y < st.top(s); ++y) {
+          const uint8_t* row = src + y * stride + j0;
+          for (int64_t j = 0; j < j1 - j0; ++j) acc[j] += static_cast<T>(row[j]);
+        }
+        std::copy(acc.begin(), acc.end(), sums[s].begin() + j0);
+      }
+    });
+  }
+  return sums;
+}
 
 // The pyramid with table entries of type T. The area-averaged levels read the frame's summed-area
 // table a row at a time, in order, so it is never stored: the frame is cut into stripes of source
@@ -388,35 +424,19 @@ void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t
       bilinear.push_back(l);
     }
   }
-  const int64_t stripes =
-      cells.empty() ? 0 : std::clamp<int64_t>(height / kStripeRows, 1, threads);
-  auto top = [&](int64_t s) { return height * s / stripes; };  // stripe s: rows top(s)..top(s+1)-1
-  // sums[s]: the column sums of the rows above stripe s, made in parallel over pieces of the
-  // columns (each thread reads its piece of every row above the last stripe once).
+  const Stripes st(height, threads);
+  const int64_t stripes = cells.empty() ? 0 : st.count;  // no level to sweep for: no stripe
   const int64_t w3 = 3 * width;
-  std::vector<std::vector<T>> sums(stripes, std::vector<T>(w3, T(0)));
-  if (stripes > 1) {
-    const int64_t pieces = std::min<int64_t>(threads, (w3 + 63) / 64);
-    parallel_for(pieces, 1, threads, [&](int64_t p) {
-      const int64_t j0 = w3 * p / pieces, j1 = w3 * (p + 1) / pieces;
-      std::vector<T> acc(j1 - j0, T(0));  // the piece's own: no cache line shared while adding
-      for (int64_t s = 1; s < stripes; ++s) {
-        for (int64_t y = top(s - 1); y < top(s); ++y) {
-          const uint8_t* src = img + y * w3 + j0;
-          for (int64_t j = 0; j < j1 - j0; ++j) acc[j] += static_cast<T>(src[j]);
-        }
-        std::copy(acc.begin(), acc.end(), sums[s].begin() + j0);
-      }
-    });
-  }
+  std::vector<std::vector<T>> sums;
+  if (stripes > 0) sums = stripe_sums<T>(img, w3, width, st, threads);
   // Per stripe, every level's corner rows whose upper table row lies in the stripe's rows.
   std::vector<std::vector<SweepTarget>> parts(stripes);
   for (int64_t s = 0; s < stripes; ++s) {
     for (size_t k = 0; k < cells.size(); ++k) {
       const std::vector<int64_t>& i = cells[k].cy.i;
       parts[s].emplace_back(cells[k], area_out[k],
-                            std::lower_bound(i.begin(), i.end(), top(s)) - i.begin(),
-                            std::lower_bound(i.begin(), i.end(), top(s + 1)) - i.begin());
+                            std::lower_bound(i.begin(), i.end(), st.top(s)) - i.begin(),
+                            std::lower_bound(i.begin(), i.end(), st.top(s + 1)) - i.begin());
     }
   }
   // Tasks: the bilinear levels whole (rare: only when the smallest face asked for is under
@@ -429,7 +449,7 @@ void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t
       return;
     }
     const int64_t s = task - nb;
-    sweep_rows(img, w3, width, top(s), top(s + 1), sums[s], parts[s]);
+    sweep_rows(img, w3, width, st.top(s), st.top(s + 1), sums[s], parts[s]);
   });
   // Each level's output rows across stripe edges: the last corner row of a stripe and the first
   // of the next stripe that has any.
@@ -446,19 +466,24 @@ void pyramid_of(const uint8_t* img, int64_t height, int64_t width, const int64_t
 }
 
 // The summed-area table of the image region of rows x cols pixels at (x0, y0), stored whole:
-// (rows + 1) x (cols + 1) x 3 entries, row 0 and column 0 zero, made row by row like the sweep's.
+// (rows + 1) x (cols + 1) x 3 entries, row 0 and column 0 zero, made row by row like the sweep's,
+// a stripe of rows per thread (integer sums: the same entries whatever the cut).
 template <class T>
 std::unique_ptr<T[]> region_table(const uint8_t* img, int64_t width, int64_t x0, int64_t y0,
-                                  int64_t rows, int64_t cols) {
+                                  int64_t rows, int64_t cols, int threads) {
   const int64_t len = (cols + 1) * 3;
   std::unique_ptr<T[]> table(new T[(rows + 1) * len]);  // every entry is written below
   std::fill(table.get(), table.get() + len, T(0));
-  std::vector<T> sums(3 * cols, T(0));
-  for (int64_t y = 0; y < rows; ++y) {
-    T* row = table.get() + (y + 1) * len;
-    std::fill(row, row + 3, T(0));
-    rowops::accumulate_prefix(img + ((y0 + y) * width + x0) * 3, cols, sums.data(), row);
-  }
+  const uint8_t* src = img + (y0 * width + x0) * 3;
+  const Stripes st(rows, threads);
+  std::vector<std::vector<T>> sums = stripe_sums<T>(src, width * 3, cols, st, threads);
+  parallel_for(st.count, 1, threads, [&](int64_t s) {
+    for (int64_t y = st.top(s); y < st.top(s + 1); ++y) {
+      T* row = table.get() + (y + 1) * len;
+      std::fill(row, row + 3, T(0));
+      rowops::accumulate_prefix(src + y * width * 3, cols, sums[s].data(), row);
+    }
+  });
   return table;
 }
 
@@ -550,9 +575,9 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
   std::unique_ptr<double[]> large;
   if (rows > 0 && cols > 0) {
     if (fits)
-      small = region_table<uint32_t>(img, width, rx0, ry0, rows, cols);
+      small = region_table<uint32_t>(img, width, rx0, ry0, rows, cols, threads);
     else
-      large = region_table<double>(img, width, rx0, ry0, rows, cols);
+      large = region_table<double>(img, width, rx0, ry0, rows, cols, threads);
   }
   std::vector<ResampleBuffers> buffers(std::max(threads, 1));  // one per OpenMP thread
   parallel_for(n, 4, threads, [&](int64_t k) {

@@ -130,8 +130,9 @@ def test_the_row_loops_run_as_vector_code_where_the_cpu_has_avx2():
 
 @pytest.mark.exactness
 def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
-    """The core shares stripes of the frame's rows (pyramid) and crop windows out among exactly
-    `threads` OpenMP threads; every count gives the same numbers, equal to the twin's."""
+    """The core shares stripes of the frame's rows (the pyramid, the crops' summed-area table)
+    and crop windows out among exactly `threads` OpenMP threads; every count gives the same
+    numbers, equal to the twin's."""
     img = np.ascontiguousarray(np.tile(astronaut, (2, 3, 1)))[:1000]
     scales = _core.pyramid_scales(img.shape[0], img.shape[1], 20.0, 0.709)
     rng = np.random.default_rng(3)
