@@ -261,6 +261,11 @@ bool sums_fit_uint32(int64_t rows, int64_t cols) {
   return 255.0 * static_cast<double>(rows) * static_cast<double>(cols) < 4294967295.0;
 }
 
+// The largest summed-area table the crops store whole (bytes); a larger one is swept. glibc's
+// largest adaptive mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems): see
+// crop_windows.
+constexpr double kLargestStoredTable = 32.0 * 1024 * 1024;
+
 // One area resize (a pyramid level, or the part of one in a stripe of the frame's rows) met by a
 // sweep of a summed-area table's rows: its corner rows [first, end)
 // and the output rows between them, into out (output row r - 1 from corner rows r - 1 and r).
@@ -505,6 +510,35 @@ void area_from(const T* table, int64_t len, const AreaCells& a, float* out) {
   }
 }
 
+// The area-averaged crop windows ids[0 .. count) (window_of, cut as crop_windows says) from the
+// summed-area table of the image region of rows x cols pixels at (x0, y0), swept (sweep_rows)
+// from the first table row any of them needs, never stored.
+template <class T>
+void crop_area(const uint8_t* img, int64_t width, int64_t x0, int64_t y0, int64_t rows,
+               int64_t cols, const float* boxes, const int64_t* ids, int64_t count, int64_t size,
+               float* out) {
+  std::vector<AreaCells> cells;
+  cells.reserve(count);  // the targets point into it
+  std::vector<SweepTarget> targets;
+  targets.reserve(count);
+  int64_t t0 = rows;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t k = ids[j];
+    int64_t x1, y1, x2, y2;
+    window_of(boxes, k, &x1, &y1, &x2, &y2);
+    // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c).
+    cells.emplace_back(rows, cols, static_cast<double>(x1 - 1 - x0),
+                       static_cast<double>(y1 - 1 - y0), y2 - y1 + 1, x2 - x1 + 1, size, size);
+    targets.emplace_back(cells.back(), out + k * 3 * size * size, 0, size + 1);
+    t0 = std::min(t0, cells.back().cy.i[0]);
+  }
+  const int64_t stride = 3 * width;
+  const uint8_t* src = img + y0 * stride + 3 * x0;
+  std::vector<T> sums(3 * cols, T(0));
+  for (int64_t t = 0; t < t0; ++t) rowops::accumulate(src + t * stride, 3 * cols, sums.data());
+  sweep_rows(src, stride, cols, t0, rows, sums, targets);
+}
+
 }  // namespace
 
 void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* sizes,
@@ -547,13 +581,16 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
                   int64_t n, int64_t size, float* out, int threads) {
   const int64_t stride = width * 3;
   const int64_t per_window = 3 * size * size;
-  // One summed-area table over the part of the image that the area-averaged windows cover,
-  // stored whole (12 bytes per pixel, 24 past 16.8 Mpx). Swept a row at a time, as the pyramid
-  // reads the frame's, it gives the same numbers faster and in less memory (tried: 0.94x the
-  // time at 1 thread, 0.74x at 2), but from 1280x720 up this table is the largest block a
-  // detection frees, and so what keeps glibc's adaptive mmap and trim thresholds above the heap
-  // excursion of two live 4 MB activations: without it a stream of one size faulted 1,500 to
-  // 5,000 pages per frame again in 6 of 30 processes (benchmarks/README.md, issues #18, #19).
+  // The area-averaged windows read the summed-area table of the part of the image they cover
+  // (12 bytes per pixel, 24 past 16.8 Mpx). Up to kLargestStoredTable it is stored whole: swept
+  // a row at a time, as the pyramid reads the frame's, it gives the same numbers faster (0.94x
+  // the time at 1 thread), but from 1280x720 up it is the largest block a detection frees, and
+  // so what keeps glibc's adaptive mmap and trim thresholds above the heap excursion of two live
+  // 4 MB activations: without it a stream of one size faulted 1,500 to 5,000 pages per frame
+  // again in 6 of 30 processes (benchmarks/README.md, issues #18, #19). A larger table is swept:
+  // glibc serves a block past its largest threshold (32 MB) with mmap of its own and freeing it
+  // moves no threshold, so storing it would only cost its memory (576 MB for a 6000 x 4000
+  // frame's R-Net windows) and time (5x the sweep's there at 1 thread, 4x at 2).
   int64_t rx0 = INT64_MAX, ry0 = INT64_MAX, rx1 = INT64_MIN, ry1 = INT64_MIN;
   for (int64_t k = 0; k < n; ++k) {
     int64_t x1, y1, x2, y2;
@@ -573,9 +610,35 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
     cols = std::clamp<int64_t>(rx1, rx0, width) - rx0;
   }
   const bool fits = sums_fit_uint32(rows, cols);
+  const bool swept = rows > 0 && cols > 0 &&
+                     static_cast<double>(rows + 1) * static_cast<double>(cols + 1) * 3.0 *
+                             (fits ? sizeof(uint32_t) : sizeof(double)) >
+                         kLargestStoredTable;
   std::unique_ptr<uint32_t[]> small;
   std::unique_ptr<double[]> large;
-  if (rows > 0 && cols > 0) {
+  if (swept) {
+    // One sweep per thread, over a run of the windows taken in the order of their top rows (so
+    // that each sweep covers few rows); the other windows are cut below.
+    std::vector<int64_t> area;
+    for (int64_t k = 0; k < n; ++k) {
+      int64_t x1, y1, x2, y2;
+      window_of(boxes, k, &x1, &y1, &x2, &y2);
+      if (shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) area.push_back(k);
+    }
+    std::stable_sort(area.begin(), area.end(),
+                     [&](int64_t a, int64_t b) { return boxes[4 * a + 1] < boxes[4 * b + 1]; });
+    const int64_t na = static_cast<int64_t>(area.size());
+    const int64_t sweeps = std::min<int64_t>(std::max(threads, 1), na);
+    parallel_for(sweeps, 1, threads, [&](int64_t task) {
+      const int64_t a0 = na * task / sweeps, a1 = na * (task + 1) / sweeps;
+      if (fits)
+        crop_area<uint32_t>(img, width, rx0, ry0, rows, cols, boxes, area.data() + a0, a1 - a0,
+                            size, out);
+      else
+        crop_area<double>(img, width, rx0, ry0, rows, cols, boxes, area.data() + a0, a1 - a0,
+                          size, out);
+    });
+  } else if (rows > 0 && cols > 0) {
     if (fits)
       small = region_table<uint32_t>(img, width, rx0, ry0, rows, cols, threads);
     else
@@ -597,6 +660,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
         std::fill(dst, dst + per_window, kZero);
         return;
       }
+      if (swept) return;  // cut by the sweeps above
       // Window pixel (r, c) is image pixel (y1 - 1 + r, x1 - 1 + c).
       const AreaCells a(rows, cols, static_cast<double>(x1 - 1 - rx0),
                         static_cast<double>(y1 - 1 - ry0), crop_h, crop_w, size, size);

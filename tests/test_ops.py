@@ -3,6 +3,8 @@ inputs, and both reject bad arguments with the same exception type."""
 
 import contextlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -146,6 +148,50 @@ def test_pyramid_and_crops_do_not_depend_on_the_thread_count(astronaut):
             same(got, want)
         for size, want in want_crops.items():
             same(_core.crop_windows(img, boxes, size, threads), want)
+
+
+@pytest.mark.exactness
+def test_crops_whose_table_would_be_large_are_swept_to_the_same_numbers(astronaut):
+    """Windows whose region's summed-area table would pass 32 MB (here 1800 x 1700 px: 36.7 MB)
+    are cut from a sweep of the table's rows, one sweep per thread over the windows in the
+    order of their top rows, not from a stored table: the twin's numbers at every thread count,
+    with every version of the row loops."""
+    img = np.ascontiguousarray(np.tile(astronaut, (4, 4, 1))[:1800, :1700])
+    assert 1801 * 1701 * 3 * 4 > 32 << 20
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(-40, 1700, size=(300, 2))
+    side = rng.uniform(4, 200, size=(300, 1))
+    boxes = np.concatenate([xy, xy + side], axis=1).astype(np.float32)
+    boxes[0] = [1, 1, 60, 60]  # the region spans the image
+    boxes[1] = [1650, 1750, 1700, 1800]
+    for size in (24, 48):
+        want = _reference.crop_windows(img, boxes, size)
+        for vector in kernel_modes():
+            with row_kernels(vector):
+                for threads in (1, 2, 3):
+                    same(_core.crop_windows(img, boxes, size, threads), want)
+
+
+def test_crops_of_a_large_region_do_not_store_its_table():
+    """Two windows at opposite corners of a 6000 x 4000 frame span all of it: a stored table
+    would take 576 MB (24 bytes a pixel past 16.8 Mpx). The crops raise the process's peak
+    resident size by a small part of that."""
+    code = """
+import resource
+import numpy as np
+from mtcnn_fast import _core
+img = np.full((4000, 6000, 3), 200, np.uint8)
+boxes = np.array([[1, 1, 100, 100], [5901, 3901, 6000, 4000]], np.float32)
+_core.crop_windows(img, boxes[:1], 24)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = _core.crop_windows(img, boxes, 24)
+assert np.all(np.isclose(out, (200 - 127.5) * 0.0078125))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    growth_mb = float(run.stdout.split()[-1])
+    assert growth_mb < 64, f"the crops raised the peak resident size by {growth_mb:.0f} MB"
 
 
 @pytest.mark.exactness
