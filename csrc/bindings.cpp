@@ -261,7 +261,7 @@ py::array_t<float> crop_windows(const py::object& image, const py::object& boxes
 }
 
 py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_obj, double scale,
-                           double threshold) {
+                           double threshold, int64_t first_row) {
   auto scores = require<float>(scores_obj, "scores", "float32");
   auto reg = require_strided<float>(reg_obj, "reg", "float32");
   if (scores.ndim() != 2) {
@@ -275,6 +275,10 @@ py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_o
   require_positive(scale, "scale");
   require_unit(threshold, "threshold");
   const int64_t h = scores.shape(0), w = scores.shape(1);
+  if (first_row < 0 || static_cast<double>(first_row) + static_cast<double>(h) > kMaxCoord) {
+    throw py::value_error("first_row must be >= 0 with first_row + H <= 1e9, got " +
+                          std::to_string(first_row));
+  }
   std::vector<float> boxes, out_scores, out_reg;
   const float* s = scores.data();
   const float* r = reg.data();
@@ -282,7 +286,7 @@ py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_o
   for (int d = 0; d < 3; ++d) strides[d] = reg.strides(d) / static_cast<py::ssize_t>(sizeof(float));
   {
     py::gil_scoped_release release;
-    mtcnn::generate_windows(s, r, strides, h, w, scale, static_cast<float>(threshold), boxes,
+    mtcnn::generate_windows(s, r, strides, h, w, first_row, scale, static_cast<float>(threshold), boxes,
                             out_scores, out_reg);
   }
   const py::ssize_t k = static_cast<py::ssize_t>(out_scores.size());
@@ -385,8 +389,9 @@ PYBIND11_MODULE(_core, m) {
         "out: a one-dimensional float32 buffer of at least N * size * size * 3 values, the\n"
         "crops written to its start (a view of it is returned); else a new array.");
   m.def("generate_windows", &generate_windows, py::arg("scores"), py::arg("reg"),
-        py::arg("scale"), py::arg("threshold"),
-        "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).");
+        py::arg("scale"), py::arg("threshold"), py::arg("first_row") = 0,
+        "P-Net cells with score >= threshold mapped to their windows: (boxes, scores, reg).\n"
+        "first_row: the map's first row's number in the whole map it is a band of.");
   m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("threshold"),
         py::arg("mode") = "union",
         "Greedy NMS with +1 areas ('union' or 'min' overlap); kept indices, best first.");

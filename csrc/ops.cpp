@@ -723,7 +723,7 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
 }
 
 void generate_windows(const float* scores, const float* reg, const int64_t* reg_strides,
-                      int64_t h, int64_t w, double scale, float threshold,
+                      int64_t h, int64_t w, int64_t first_row, double scale, float threshold,
                       std::vector<float>& boxes, std::vector<float>& out_scores,
                       std::vector<float>& out_reg) {
   constexpr int64_t kBlock = 16;  // cells tested together (a loop the compiler vectorises)
@@ -739,10 +739,11 @@ void generate_windows(const float* scores, const float* reg, const int64_t* reg_
         }
       }
       if (!(scores[i] >= threshold)) continue;
+      const double row = static_cast<double>(first_row + y);  // the cell's row in the whole map
       boxes.push_back(static_cast<float>(std::trunc((2.0 * x + 1.0) / scale)));
-      boxes.push_back(static_cast<float>(std::trunc((2.0 * y + 1.0) / scale)));
+      boxes.push_back(static_cast<float>(std::trunc((2.0 * row + 1.0) / scale)));
       boxes.push_back(static_cast<float>(std::trunc((2.0 * x + 12.0) / scale)));
-      boxes.push_back(static_cast<float>(std::trunc((2.0 * y + 12.0) / scale)));
+      boxes.push_back(static_cast<float>(std::trunc((2.0 * row + 12.0) / scale)));
       out_scores.push_back(scores[i]);
       const float* r = reg + y * reg_strides[1] + x * reg_strides[2];
       for (int j = 0; j < 4; ++j) out_reg.push_back(r[j * reg_strides[0]]);

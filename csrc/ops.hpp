@@ -43,8 +43,8 @@ void pyramid(const uint8_t* img, int64_t height, int64_t width, const int64_t* s
 // HxWx3 image, zero-filling what lies outside it, resizes each to size x size (area averages
 // when the window is at least size wide and high, bilinear otherwise) and normalises
 // into out (n * size * size * 3), HWC per window. The area averages come from the summed-area
-// table of the part of the image that those windows cover, stored whole (its corner enters
-// their last bits; crop_windows says why it is stored).
+// table of the part of the image that those windows cover (its corner enters their last bits),
+// stored whole, or swept a row at a time where it would pass 32 MB (crop_windows says why).
 // With OpenMP the windows are shared out among `threads` OpenMP threads; the numbers do not
 // depend on how many.
 void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float* boxes,
@@ -52,9 +52,11 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
 
 // P-Net output cells with score >= threshold, row-major, mapped to their windows. scores is
 // h x w, C-contiguous; reg's value (j, y, x) is reg[j * s[0] + y * s[1] + x * s[2]] with s =
-// reg_strides in floats (P-Net's channels-last output is read where it lies).
+// reg_strides in floats (P-Net's channels-last output is read where it lies). The maps may be a
+// band of a larger one whose row first_row is their row 0: windows are placed by the row's
+// number in the whole map, so the bands' windows together are the whole map's.
 void generate_windows(const float* scores, const float* reg, const int64_t* reg_strides,
-                      int64_t h, int64_t w, double scale, float threshold,
+                      int64_t h, int64_t w, int64_t first_row, double scale, float threshold,
                       std::vector<float>& boxes, std::vector<float>& out_scores,
                       std::vector<float>& out_reg);
 

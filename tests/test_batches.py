@@ -266,7 +266,11 @@ def test_pnet_in_bands_gives_the_whole_levels_numbers(astronaut, monkeypatch):
             for rows in (16, 48):
                 monkeypatch.setattr(detector_module, "PNET_BAND_ROWS", rows)
                 for level, (prob, reg) in zip(levels, whole):
-                    got = det._pnet(level)
+                    bands = det._pnet(level)
+                    # ACTIVATION_BYTES of 1: bands of exactly `rows` output rows, in order
+                    assert [row for row, _, _ in bands] == list(range(0, len(prob), rows))
+                    got = (np.concatenate([p for _, p, _ in bands]),
+                           np.concatenate([r for _, _, r in bands], axis=1))
                     assert got[0].shape == prob.shape and got[1].shape == reg.shape
                     np.testing.assert_array_equal(got[1], reg)
                     if threads == 1:

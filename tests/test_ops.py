@@ -445,6 +445,29 @@ def test_generate_windows_reads_offsets_in_any_layout():
             same(g, w_)
 
 
+def test_generate_windows_of_bands_are_the_whole_maps():
+    """A map cut into bands of rows, each band's windows placed by its first row, gives the
+    whole map's windows in the same order (the detector runs P-Net's large levels in bands);
+    a first row below 0 or not an integer is refused by both the core and the twin."""
+    rng = np.random.default_rng(11)
+    scores = rng.uniform(0, 1, (40, 30)).astype(np.float32)
+    reg = rng.uniform(-1, 1, (4, 40, 30)).astype(np.float32)
+    for impl in (_core, _reference):
+        whole = impl.generate_windows(scores, reg, 0.37, 0.5)
+        assert len(whole[0]) > 100
+        parts = [impl.generate_windows(scores[a : a + 13], reg[:, a : a + 13], 0.37, 0.5, first_row=a)
+                 for a in range(0, 40, 13)]
+        for got, want in zip(zip(*parts), whole):
+            same(np.concatenate(got), want)
+        with pytest.raises(ValueError):
+            impl.generate_windows(scores, reg, 0.37, 0.5, first_row=-1)
+        with pytest.raises(TypeError):
+            impl.generate_windows(scores, reg, 0.37, 0.5, first_row=1.5)
+    for got, want in zip(_core.generate_windows(scores[7:], reg[:, 7:], 0.37, 0.5, first_row=7),
+                         _reference.generate_windows(scores[7:], reg[:, 7:], 0.37, 0.5, first_row=7)):
+        same(got, want)
+
+
 def test_generate_windows_maps_cells_to_matlab_windows():
     scores = np.zeros((3, 4), np.float32)
     scores[2, 1] = 0.9

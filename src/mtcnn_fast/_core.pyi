@@ -22,7 +22,11 @@ def crop_windows(
     out: Optional[npt.NDArray[np.float32]] = None,
 ) -> npt.NDArray[np.float32]: ...
 def generate_windows(
-    scores: npt.NDArray[np.float32], reg: npt.NDArray[np.float32], scale: float, threshold: float
+    scores: npt.NDArray[np.float32],
+    reg: npt.NDArray[np.float32],
+    scale: float,
+    threshold: float,
+    first_row: int = 0,
 ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def nms(
     boxes: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], threshold: float, mode: str = "union"

@@ -310,9 +310,10 @@ def crop_windows(image, boxes, size: int, threads: int = 1, out=None) -> np.ndar
     return out
 
 
-def generate_windows(scores, reg, scale: float, threshold: float):
+def generate_windows(scores, reg, scale: float, threshold: float, first_row: int = 0):
     """P-Net cells with score >= threshold (row-major) mapped to their windows:
-    x1 = fix((2x + 1) / s), y1 = fix((2y + 1) / s), x2 = fix((2x + 12) / s), y2 = fix((2y + 12) / s).
+    x1 = fix((2x + 1) / s), y1 = fix((2y + 1) / s), x2 = fix((2x + 12) / s), y2 = fix((2y + 12) / s),
+    y counted from first_row (the maps' first row's number in the whole map they are a band of).
     Returns (boxes (K, 4), scores (K,), reg (K, 4)), all float32."""
     sc = _require(scores, "scores", np.float32)
     rg = _require(reg, "reg", np.float32)
@@ -322,9 +323,12 @@ def generate_windows(scores, reg, scale: float, threshold: float):
         raise ValueError(f"reg must have shape (4, H, W) matching scores {sc.shape}, got {rg.shape}")
     scale = _require_positive(scale, "scale")
     threshold = _require_unit(threshold, "threshold")
+    first_row = operator.index(first_row)  # TypeError for anything but an integer
+    if first_row < 0 or first_row + sc.shape[0] > _MAX_COORD:
+        raise ValueError(f"first_row must be >= 0 with first_row + H <= 1e9, got {first_row}")
     ys, xs = np.nonzero(sc >= np.float32(threshold))
     x = xs.astype(np.float64)
-    y = ys.astype(np.float64)
+    y = (ys + first_row).astype(np.float64)
     boxes = np.stack(
         [
             np.trunc((2.0 * x + 1.0) / scale),
