@@ -11,7 +11,9 @@ too (its core does not link torch, so it runs on that venv's torch):
     /work/peers/facenet/bin/python benchmarks/peers/interleaved.py --threads 1 2 [--repeat 5] \
         [--sizes 640x480 1280x720 1920x1080 wider]
 Both detectors use the protocol's settings (min face 20, thresholds 0.6 / 0.7 / 0.7, factor
-0.709, the CPU); 2 warm-up detections per frame each, then `repeat` rounds of every frame.
+0.709, the CPU); 2 warm-up detections per frame each, then `repeat` rounds of every frame. Each
+detector's time is longer than alone (the other refills the caches, and they share one C heap,
+which mtcnn-fast trims after each frame of a new size): a ratio, not either's own speed.
 """
 
 from __future__ import annotations
