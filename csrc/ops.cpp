@@ -301,9 +301,10 @@ struct Sweeping {
 // sums of the region's rows above t0 (3 * cols values, per interleaved position); table row t
 // is the horizontal prefix of the column sums of rows 0 to t - 1 (exact integers: see
 // sums_fit_uint32), made only when a corner row needs it. Every target's corner rows must need
-// table rows t0 to t1 only. Each target waits in a list for the lower table row of its next
-// corner row (corner row r needs rows cy.i[r] and cy.i[r] + 1, and cy.i never decreases with
-// r), so a row costs only the targets it serves. Each corner row is the same function of the
+// table rows t0 to t1 only. Corner row r needs table rows cy.i[r] and cy.i[r] + 1, and cy.i
+// never decreases with r: each target waits in a list for the second of the two rows its next
+// corner row needs (the first is the row made just before), so a row costs only the targets it
+// serves. Each corner row is the same function of the
 // same two table rows whatever the region's cut into sweeps and whichever other targets share
 // them, so neither changes a number (the NumPy twin makes the whole table: _reference._area).
 template <class T>
