@@ -286,8 +286,8 @@ py::tuple generate_windows(const py::object& scores_obj, const py::object& reg_o
   for (int d = 0; d < 3; ++d) strides[d] = reg.strides(d) / static_cast<py::ssize_t>(sizeof(float));
   {
     py::gil_scoped_release release;
-    mtcnn::generate_windows(s, r, strides, h, w, first_row, scale, static_cast<float>(threshold), boxes,
-                            out_scores, out_reg);
+    mtcnn::generate_windows(s, r, strides, h, w, first_row, scale, static_cast<float>(threshold),
+                            boxes, out_scores, out_reg);
   }
   const py::ssize_t k = static_cast<py::ssize_t>(out_scores.size());
   auto b = boxes_array(k);
