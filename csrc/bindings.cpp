@@ -20,8 +20,8 @@ namespace {
 constexpr double kMaxCoord = 1e9;
 // More pyramid levels than this means nonsensical settings (a scale factor next to 1).
 constexpr double kMaxLevels = 1000.0;
-// A first pyramid level larger than this (2^26 pixels; a detection needs about 150 bytes per
-// pixel of its first level, so about 10 GB) means settings that would exhaust memory.
+// A first pyramid level larger than this (2^26 pixels) means settings that would exhaust memory
+// (about 10 GB of working memory when it was set, about 2.2 GB now: _reference.py says more).
 constexpr double kMaxLevelPixels = 67108864.0;
 
 std::string type_name(const py::handle& obj) {
