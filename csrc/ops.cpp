@@ -592,11 +592,13 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
   // glibc serves a block past its largest threshold (32 MB) with mmap of its own and freeing it
   // moves no threshold, so storing it would only cost its memory (576 MB for a 6000 x 4000
   // frame's R-Net windows) and time (5x the sweep's there at 1 thread, 4x at 2).
+  std::vector<int64_t> area;  // the area-averaged windows
   int64_t rx0 = INT64_MAX, ry0 = INT64_MAX, rx1 = INT64_MIN, ry1 = INT64_MIN;
   for (int64_t k = 0; k < n; ++k) {
     int64_t x1, y1, x2, y2;
     window_of(boxes, k, &x1, &y1, &x2, &y2);
     if (shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) {  // size >= 1: never an empty window
+      area.push_back(k);
       rx0 = std::min(rx0, x1 - 1);
       ry0 = std::min(ry0, y1 - 1);
       rx1 = std::max(rx1, x2);
@@ -620,12 +622,6 @@ void crop_windows(const uint8_t* img, int64_t height, int64_t width, const float
   if (swept) {
     // One sweep per thread, over a run of the windows taken in the order of their top rows (so
     // that each sweep covers few rows); the other windows are cut below.
-    std::vector<int64_t> area;
-    for (int64_t k = 0; k < n; ++k) {
-      int64_t x1, y1, x2, y2;
-      window_of(boxes, k, &x1, &y1, &x2, &y2);
-      if (shrinks(y2 - y1 + 1, x2 - x1 + 1, size, size)) area.push_back(k);
-    }
     std::stable_sort(area.begin(), area.end(),
                      [&](int64_t a, int64_t b) { return boxes[4 * a + 1] < boxes[4 * b + 1]; });
     const int64_t na = static_cast<int64_t>(area.size());
