@@ -283,9 +283,11 @@ struct SweepTarget {
 
 // A target while its rows pass: the next corner row to make, and two rows of n values, the last
 // corner row made and the one being made (prev, cur; which slot holds which is swapped, the
-// values never copied). `link`: the next target waiting for the same table row.
+// values never copied), held only from its first corner row to its last (the swept crops have
+// thousands of targets, a few of them passing at a time). `link`: the next target waiting for
+// the same table row.
 struct Sweeping {
-  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first), rows(2 * t.a->n) {}
+  explicit Sweeping(SweepTarget& t) : target(&t), next(t.first) {}
   double* slot(int k) { return rows.data() + k * target->a->n; }
   SweepTarget* target;
   int64_t next;
@@ -348,6 +350,7 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
       const int64_t after = s.link;
       SweepTarget& g = *s.target;
       const AreaCells& a = *g.a;
+      if (s.rows.empty()) s.rows.resize(2 * a.n);  // its first corner row
       for (; s.next < g.end && a.cy.i[s.next] + 1 == t; ++s.next) {
         double* cur = s.slot(s.cur);
         a.corner(s.next, above, row, cur);
@@ -363,6 +366,7 @@ void sweep_rows(const uint8_t* src, int64_t stride, int64_t cols, int64_t t0, in
       } else {
         if (g.end < static_cast<int64_t>(a.cy.i.size()))
           g.tail.assign(s.slot(s.prev), s.slot(s.prev) + a.n);
+        std::vector<double>().swap(s.rows);  // done: its rows go back
         --left;
       }
       k = after;
