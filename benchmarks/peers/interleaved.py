@@ -9,7 +9,7 @@ It runs in facenet-pytorch's venv (see peers/facenet_pytorch.py) with mtcnn-fast
 too (its core does not link torch, so it runs on that venv's torch):
     /work/peers/facenet/bin/pip install --no-deps .          # from the repo root, or a wheel
     /work/peers/facenet/bin/python benchmarks/peers/interleaved.py --threads 1 2 [--repeat 5] \
-        [--sizes 640x480 1280x720 1920x1080 wider] [--processes [--gap 0.01]]
+        [--sizes 640x480 1280x720 1920x1080 wider] [--processes [--gap 0.01] [--keep-freed-memory]]
 Both detectors use the protocol's settings (min face 20, thresholds 0.6 / 0.7 / 0.7, factor
 0.709, the CPU); 2 warm-up detections per frame each, then `repeat` rounds of every frame. Each
 detector's time is longer than alone (the other refills the caches, and they share one C heap,
@@ -20,6 +20,11 @@ it: its own C heap and allocator state, nothing of the other's between its calls
 The frames are still paired: the parent asks one process for a frame, then the other, `--gap`
 seconds apart (so that the idle one's OpenMP workers have stopped spinning), and the speed-up
 is again the median of the paired ratios, each time taken inside its own process.
+
+--keep-freed-memory (with --processes only: the setting is the whole process's, and in one process
+it would be facenet-pytorch's too) runs mtcnn-fast with keep_freed_memory=True, as a service that
+opts in to it does: no trim after frames of new sizes, so the WIDER photos' ratio without the
+trim's page faults (benchmarks/README.md, issue #18).
 """
 
 from __future__ import annotations
@@ -58,13 +63,15 @@ def size_frames(size: str):
     return frames.wider_photos() if size == "wider" else frames.frames(size, 3)
 
 
-def make_call(name: str):
-    """One detector of the protocol's settings: a function of a frame, timed by the caller."""
+def make_call(name: str, keep_freed_memory: bool = False):
+    """One detector of the protocol's settings: a function of a frame, timed by the caller
+    (mtcnn-fast with keep_freed_memory if asked)."""
     if name == PEER:
         runner = facenet_runner()
         peer = runner.make_detector(20.0, THRESHOLDS)
         return lambda img: len(runner.detect(peer, img)[0])
-    ours = FaceDetector(min_face_size=20.0, thresholds=THRESHOLDS, device="cpu")
+    ours = FaceDetector(min_face_size=20.0, thresholds=THRESHOLDS, device="cpu",
+                        keep_freed_memory=keep_freed_memory)
     return lambda img: len(ours.detect(img))
 
 
@@ -74,12 +81,12 @@ def timed(call, img) -> float:
     return time.perf_counter() - t0
 
 
-def serve(conn, name: str, threads: int) -> None:
+def serve(conn, name: str, threads: int, keep_freed_memory: bool = False) -> None:
     """A worker process (--processes): one detector; detects (size, index) when asked and sends
     back the seconds it took, measured here; None ends it."""
     torch.set_num_interop_threads(1)
     torch.set_num_threads(threads)
-    call = make_call(name)
+    call = make_call(name, keep_freed_memory)
     imgs = {}
     conn.send("ready")
     while (job := conn.recv()) is not None:
@@ -89,14 +96,18 @@ def serve(conn, name: str, threads: int) -> None:
         conn.send(timed(call, imgs[size][i]))
 
 
-def run(threads: int, sizes, repeat: int, processes: bool = False, gap: float = 0.0) -> dict:
+def run(threads: int, sizes, repeat: int, processes: bool = False, gap: float = 0.0,
+        keep_freed_memory: bool = False) -> dict:
+    if keep_freed_memory and not processes:
+        raise ValueError("keep_freed_memory needs processes: in one process it is both detectors' setting")
     names = [PEER, "mtcnn-fast"]
     workers = {}
     if processes:
         ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing inherited
         for name in names:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=serve, args=(child, name, threads), daemon=True)
+            proc = ctx.Process(target=serve, args=(child, name, threads, keep_freed_memory),
+                               daemon=True)
             proc.start()
             workers[name] = (parent, proc)
         for parent, _ in workers.values():
@@ -154,12 +165,19 @@ def main(argv=None) -> None:
                     help="each detector in a process of its own, the frames still paired")
     ap.add_argument("--gap", type=float, default=0.01,
                     help="--processes: seconds between two detections (default 0.01)")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="--processes: mtcnn-fast with keep_freed_memory=True (no trim after new sizes)")
     args = ap.parse_args(argv)
     if args.gap < 0:
         ap.error("--gap must be >= 0")
+    if args.keep_freed_memory and not args.processes:
+        ap.error("--keep-freed-memory needs --processes (the setting is the whole process's)")
     torch.set_num_interop_threads(1)  # as both runners do; must precede any parallel work
-    table = {t: run(t, args.sizes, args.repeat, args.processes, args.gap) for t in args.threads}
+    table = {t: run(t, args.sizes, args.repeat, args.processes, args.gap, args.keep_freed_memory)
+             for t in args.threads}
     where = "each in its own process" if args.processes else "in one process"
+    if args.keep_freed_memory:
+        where += ", mtcnn-fast with keep_freed_memory"
     print(f"median ms per frame, and the median of paired per-frame ratios {PEER} / mtcnn-fast, "
           f"{where} (torch {torch.__version__})")
     print(f"{'':26s}" + "".join(f"{s:>22s}" for s in args.sizes))
