@@ -98,8 +98,7 @@ def serve(conn, name: str, threads: int, keep_freed_memory: bool = False) -> Non
 
 def run(threads: int, sizes, repeat: int, processes: bool = False, gap: float = 0.0,
         keep_freed_memory: bool = False) -> dict:
-    if keep_freed_memory and not processes:
-        raise ValueError("keep_freed_memory needs processes: in one process it is both detectors' setting")
+    """Each size's paired runs; keep_freed_memory (mtcnn-fast's, with processes only: main checks)."""
     names = [PEER, "mtcnn-fast"]
     workers = {}
     if processes:
